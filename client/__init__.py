@@ -1,0 +1,1 @@
+"""gRPC client for the Triton ensembles and batch scoring (issue 6)."""

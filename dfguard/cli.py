@@ -1,0 +1,90 @@
+"""The ``dfguard`` command line: one sub-command per task, listed in ``COMMANDS``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Command:
+    """A sub-command: its help line, how it adds its arguments and what it runs (returns the exit code)."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def add_no_arguments(parser: argparse.ArgumentParser) -> None:
+    """For sub-commands without options."""
+
+
+def run_backends(args: argparse.Namespace) -> int:
+    """Print every DCT kernel backend and whether it can run here."""
+    from dfguard.kernels import BACKENDS, available_backends
+
+    available = set(available_backends())
+    for name in BACKENDS:
+        print(f"{name:<12} {'available' if name in available else 'not available'}")
+    return 0
+
+
+def add_dct_map_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dfguard dct-map``."""
+    parser.add_argument("image", type=Path, help="an RGB or grayscale image (PNG, JPEG)")
+    parser.add_argument("-o", "--out", type=Path, default=Path("dct_map.png"), help="PNG to write")
+    parser.add_argument("--cutoff", type=int, default=4, help="zero the cutoff×cutoff low frequencies (0..8)")
+    parser.add_argument("--backend", default="auto", help="kernel backend (see `dfguard backends`)")
+
+
+def run_dct_map(args: argparse.Namespace) -> int:
+    """Write a figure of the image, its DCT high-pass map and its DCT amplitudes."""
+    from dfguard.visualize import load_rgb, plot_dct_map
+
+    plot_dct_map(load_rgb(args.image), args.out, cutoff=args.cutoff, backend=args.backend, title=args.image.name)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """The end-to-end demo (synthetic data → train → export → Triton → score); not built yet."""
+    print("The demo is not built yet: it lands with the serving and client issues. "
+          "Today you can try `dfguard dct-map IMAGE`.")
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "backends": Command("list the DCT kernel backends and whether each can run here", add_no_arguments,
+                        run_backends),
+    "dct-map": Command("plot the blockwise DCT high-pass map of an image", add_dct_map_arguments, run_dct_map),
+    "demo": Command("run the end-to-end demo on one CPU machine", add_no_arguments, run_demo),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-parser per command in ``COMMANDS``."""
+    from dfguard import __version__
+
+    parser = argparse.ArgumentParser(prog="dfguard", description="deepfake-guard: deepfake video detection")
+    parser.add_argument("--version", action="version", version=f"dfguard {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, cmd in COMMANDS.items():
+        cmd.add_arguments(sub.add_parser(name, help=cmd.help, description=cmd.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dfguard`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command].run(args)
+    except (ValueError, TypeError, RuntimeError, OSError) as error:
+        print(f"dfguard {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

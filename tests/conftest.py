@@ -1,0 +1,26 @@
+"""Shared test set-up.
+
+Without an NVIDIA GPU, Numba's CUDA simulator stands in for the device so the ``numba-cuda`` kernel runs in CI.
+It must be chosen before ``numba.cuda`` is first imported, hence here, at collection time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HAS_NVIDIA_DEVICE = Path("/dev/nvidiactl").exists()
+if not HAS_NVIDIA_DEVICE:
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A generator with a fresh seed each run (printed, so a failure can be replayed with DFGUARD_TEST_SEED)."""
+    seed = int(os.environ.get("DFGUARD_TEST_SEED", secrets.randbits(32)))
+    print(f"random seed {seed} (replay with DFGUARD_TEST_SEED={seed})")
+    return np.random.default_rng(seed)

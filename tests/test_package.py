@@ -1,0 +1,100 @@
+"""The installed distribution and the ``dfguard`` command, as a user meets them."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.resources
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import matplotlib.cbook
+import numpy as np
+import pytest
+from PIL import Image
+
+import dfguard
+
+REPO = Path(__file__).resolve().parents[1]
+DFGUARD = Path(sys.executable).with_name("dfguard")
+GRACE_HOPPER = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the installed console script."""
+    return subprocess.run([str(DFGUARD), *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_distribution_is_installed_with_the_package_version():
+    assert importlib.metadata.version("deepfake-guard") == dfguard.__version__
+    entry_points = importlib.metadata.distribution("deepfake-guard").entry_points
+    assert [ep.value for ep in entry_points if ep.name == "dfguard"] == ["dfguard.cli:main"]
+
+
+def test_card_folders_are_subpackages_of_dfguard():
+    import dfguard.client
+    import dfguard.kernels
+    import dfguard.train
+
+    assert Path(dfguard.kernels.__file__).parent == REPO / "kernels" or "site-packages" in dfguard.kernels.__file__
+    assert (importlib.resources.files("dfguard.kernels") / "dct8x8.cu").is_file()
+    for bare in ("kernels", "train", "client"):
+        assert importlib.util.find_spec(bare) is None, f"a bare {bare!r} package is importable"
+
+
+def test_wheel_maps_the_folders_into_dfguard(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(REPO)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("deepfake_guard-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "dfguard/kernels/highpass.py" in names
+    assert "dfguard/kernels/dct8x8.cu" in names
+    assert "dfguard/train/__init__.py" in names and "dfguard/client/__init__.py" in names
+    assert not [n for n in names if n.split("/")[0] in {"kernels", "train", "client", "tests", "benchmarks"}]
+
+
+def test_cli_version_and_help():
+    assert run_cli("--version").stdout.strip() == f"dfguard {dfguard.__version__}"
+    help_text = run_cli("--help").stdout
+    for command in ("backends", "dct-map", "demo"):
+        assert command in help_text
+
+
+def test_cli_backends_lists_the_cpu_backends_as_available():
+    lines = dict(line.split(None, 1) for line in run_cli("backends").stdout.strip().splitlines())
+    assert lines["numpy"] == "available" and lines["numba"] == "available"
+    assert set(lines) == {"numpy", "numba", "numba-cuda", "cupy"}
+
+
+def test_cli_dct_map_draws_a_real_photo(tmp_path):
+    out = tmp_path / "map.png"
+    result = run_cli("dct-map", str(GRACE_HOPPER), "-o", str(out), "--cutoff", "3")
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as picture:
+        assert picture.format == "PNG" and picture.width > 1000 and picture.height > 300
+        pixels = np.asarray(picture.convert("L"), dtype=np.float32)
+    assert pixels.std() > 20  # a figure with content, not a blank page
+
+
+def test_cli_errors_are_one_line_and_exit_2(tmp_path):
+    result = run_cli("dct-map", str(tmp_path / "missing.jpg"))
+    assert result.returncode == 2
+    assert "dfguard dct-map: error:" in result.stderr and "missing.jpg" in result.stderr
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tiny)
+    result = run_cli("dct-map", str(tiny))
+    assert result.returncode == 2 and "at least 8x8" in result.stderr
+
+
+def test_demo_exists_and_says_it_is_not_built_yet():
+    result = run_cli("demo")
+    assert result.returncode == 0 and "not built yet" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["Makefile", ".ci/run", "README.md"])
+def test_the_two_commands_are_wired(name):
+    text = (REPO / name).read_text()
+    assert "make test" in text or "test:" in text
+    if name != ".ci/run":
+        assert "demo" in text
