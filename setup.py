@@ -33,6 +33,7 @@ INSTALL_REQUIRES = [
     "torchvision>=0.17",
     "timm>=1.0",
     "onnx>=1.15",
+    "onnxscript>=0.3",  # torch.onnx.export(dynamo=True), the exporter that replaces the deprecated TorchScript one
     "onnxruntime>=1.17",
     "scikit-learn>=1.3",
     "tensorboard>=2.14",
@@ -53,6 +54,7 @@ EXTRAS_REQUIRE["dev"] = [
     "pytest-timeout>=2.3",
     "ruff>=0.6",
     "cupy-cuda12x>=13",  # so the GPU tests exercise the "CuPy installed, no GPU" path instead of ImportError
+    "scikit-image>=0.22",  # real test photos that ship in the wheel (astronaut, coffee, rocket)
     *EXTRAS_REQUIRE["serve"],
     *EXTRAS_REQUIRE["bench"],
 ]
@@ -64,7 +66,7 @@ setup(
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=list(PACKAGE_DIR),
+    packages=[*PACKAGE_DIR, "dfguard.faces"],
     package_dir=PACKAGE_DIR,
     package_data={"dfguard.kernels": ["*.cu"], "dfguard.train": ["configs/*.yaml"]},
     install_requires=INSTALL_REQUIRES,

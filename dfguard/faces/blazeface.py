@@ -1,0 +1,163 @@
+"""BlazeFace short-range (MediaPipe's face detector) as a PyTorch module, with weights read from mediapipe's wheel.
+
+Architecture (read off ``face_detection_short_range.tflite``): a 5×5 stride-2 stem, 16 BlazeBlocks (3×3
+depthwise + 1×1 pointwise, residual; stride-2 blocks max-pool the skip path; wider blocks zero-pad its
+channels), and four 1×1 heads on the 16×16 (88 ch) and 8×8 (96 ch) maps. Paper: Bazarevsky et al., "BlazeFace:
+Sub-millisecond Neural Face Detection on Mobile GPUs", 2019.
+
+The network takes float32 RGB ``[N, 3, 128, 128]`` in 0..255 (normalisation to [-1, 1] is inside, so the ONNX
+graph takes pixels) and returns ``(regressors [N, 896, 16], scores [N, 896, 1])``: face probabilities (the
+sigmoid MediaPipe applies first when decoding) and box/keypoint offsets in units of the input size (MediaPipe's
+raw regressors / 128), so every output is O(1) and an exported graph can be held to 1e-4; decoded outside the
+network (``dfguard.faces.decode``) so it exports to ONNX and
+TensorRT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .tflite import read_constant_tensors
+
+INPUT_SIZE = 128
+# (in_channels, out_channels, stride) of the 16 BlazeBlocks, in graph order
+BLOCKS: tuple[tuple[int, int, int], ...] = (
+    (24, 24, 1), (24, 28, 1), (28, 32, 2), (32, 36, 1), (36, 42, 1), (42, 48, 2), (48, 56, 1), (56, 64, 1),
+    (64, 72, 1), (72, 80, 1), (80, 88, 1), (88, 96, 2), (96, 96, 1), (96, 96, 1), (96, 96, 1), (96, 96, 1),
+)
+FIRST_STRIDE16_BLOCK = 11  # blocks before it produce the 16×16 map, the rest the 8×8 map
+
+
+def tflite_path() -> Path:
+    """Where mediapipe's wheel keeps the short-range BlazeFace model."""
+    import mediapipe
+
+    return Path(mediapipe.__file__).parent / "modules" / "face_detection" / "face_detection_short_range.tflite"
+
+
+class BlazeBlock(nn.Module):
+    """Depthwise 3×3 + pointwise 1×1 with a residual; TFLite "SAME" padding reproduced exactly."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.extra_channels = out_channels - in_channels
+        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, stride, padding=0 if stride == 2 else 1,
+                                   groups=in_channels)
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Block output ``relu(pointwise(depthwise(x)) + skip(x))``."""
+        if self.stride == 2:
+            skip = F.max_pool2d(x, 2)
+            x = F.pad(x, (0, 1, 0, 1))  # SAME for an even input, kernel 3, stride 2: pad after only
+        else:
+            skip = x
+        if self.extra_channels:
+            skip = F.pad(skip, (0, 0, 0, 0, 0, self.extra_channels))
+        return F.relu(self.pointwise(self.depthwise(x)) + skip)
+
+
+class BlazeFace(nn.Module):
+    """BlazeFace short-range: pixels ``[N, 3, 128, 128]`` → ``(regressors [N, 896, 16], scores [N, 896, 1])``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 24, 5, stride=2)
+        self.blocks = nn.ModuleList(BlazeBlock(*spec) for spec in BLOCKS)
+        self.classifier_16x16 = nn.Conv2d(88, 2, 1)
+        self.classifier_8x8 = nn.Conv2d(96, 6, 1)
+        self.regressor_16x16 = nn.Conv2d(88, 32, 1)
+        self.regressor_8x8 = nn.Conv2d(96, 96, 1)
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Anchor offsets and face probabilities (a tuple, so it exports to ONNX/TensorRT/TorchScript)."""
+        x = F.pad(pixels / 127.5 - 1.0, (1, 2, 1, 2))  # SAME for 128 → 64 with a 5×5 kernel
+        x = F.relu(self.stem(x))
+        for block in self.blocks[:FIRST_STRIDE16_BLOCK]:
+            x = block(x)
+        fine = x
+        for block in self.blocks[FIRST_STRIDE16_BLOCK:]:
+            x = block(x)
+        coarse = x
+        scores = torch.cat([_per_anchor(self.classifier_16x16(fine), 1), _per_anchor(self.classifier_8x8(coarse), 1)],
+                           dim=1)
+        boxes = torch.cat([_per_anchor(self.regressor_16x16(fine), 16), _per_anchor(self.regressor_8x8(coarse), 16)],
+                          dim=1)
+        return boxes / INPUT_SIZE, torch.sigmoid(scores)
+
+
+def _per_anchor(head: torch.Tensor, values: int) -> torch.Tensor:
+    """``[N, A·values, H, W]`` → ``[N, H·W·A, values]`` in TFLite's order (cells row-major, anchors innermost)."""
+    return head.permute(0, 2, 3, 1).reshape(head.shape[0], -1, values)
+
+
+def _tflite_names() -> dict[str, str]:
+    """Our state-dict key → the TFLite tensor name it comes from."""
+    names = {"stem": "conv2d", "classifier_16x16": "classificator_8", "classifier_8x8": "classificator_16",
+             "regressor_16x16": "regressor_8", "regressor_8x8": "regressor_16"}
+    for i in range(len(BLOCKS)):
+        names[f"blocks.{i}.depthwise"] = "depthwise_conv2d" + (f"_{i}" if i else "")
+        names[f"blocks.{i}.pointwise"] = f"conv2d_{i + 1}"
+    mapping = {}
+    for ours, theirs in names.items():
+        mapping[f"{ours}.weight"] = f"{theirs}/Kernel"
+        mapping[f"{ours}.bias"] = f"{theirs}/Bias"
+    return mapping
+
+
+def state_dict_from_tflite(path: Path) -> dict[str, torch.Tensor]:
+    """Convert the TFLite weights to our state dict (kernels OHWI → OIHW, depthwise 1HWC → C1HW)."""
+    tensors = read_constant_tensors(path)
+    state = {}
+    for key, name in _tflite_names().items():
+        if name not in tensors:
+            raise ValueError(f"{path} has no tensor {name!r}: not the BlazeFace short-range model")
+        value = tensors[name]
+        if value.ndim == 4:
+            value = value.transpose(3, 0, 1, 2) if ".depthwise." in key else value.transpose(0, 3, 1, 2)
+        state[key] = torch.from_numpy(np.ascontiguousarray(value))
+    return state
+
+
+def cache_dir() -> Path:
+    """``$DFGUARD_CACHE``, else ``$XDG_CACHE_HOME/dfguard``, else ``~/.cache/dfguard``."""
+    if os.environ.get("DFGUARD_CACHE"):
+        return Path(os.environ["DFGUARD_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dfguard"
+
+
+def cached_artifact(source: Path, suffix: str) -> Path:
+    """Where an artifact derived from the model file ``source`` is cached: named by the file's hash."""
+    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]
+    return cache_dir() / f"blazeface_short_range-{digest}{suffix}"
+
+
+def publish(partial: Path, final: Path) -> Path:
+    """Move a finished file into place atomically, so a concurrent reader never sees half of it."""
+    partial.replace(final)
+    return final
+
+
+def load_blazeface(path: Path | None = None) -> BlazeFace:
+    """BlazeFace in eval mode with mediapipe's weights, converted once and cached by the source file's hash."""
+    source = Path(path) if path else tflite_path()
+    cached = cached_artifact(source, ".pt")
+    model = BlazeFace()
+    if cached.exists():
+        state = torch.load(cached, map_location="cpu", weights_only=True)
+    else:
+        state = state_dict_from_tflite(source)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(state, partial)
+        publish(partial, cached)
+    model.load_state_dict(state, strict=True)
+    return model.eval()

@@ -1,0 +1,154 @@
+"""The crops both papers use, computed by one function for training and serving alike.
+
+``crop_step`` is exactly the ensemble's ``face_crop`` step: frames + raw BlazeFace outputs → ``FACES``,
+``PARTS``, ``FACE_FOUND`` (plus keypoints and boxes, which training keeps). ``extract_faces`` runs the detector
+and then ``crop_step``, so a model trained on its crops sees at serving time exactly what it was trained on.
+
+* Face: the largest detected face of each frame; a square around its box centre with side
+  ``margin × max(box width, box height)``, moved inside the frame where it fits and padded with black where it
+  does not, resized to ``size × size``.
+* Parts (CDNet): right eye, left eye, nose tip and mouth centre (the person's right/left), each a square of side
+  ``part_scale × face side`` centred on its keypoint, placed like the face square, resized to
+  ``part_size × part_size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from .blazeface import BlazeFace
+from .decode import MIN_SCORE
+from .detect import Detection, as_rgb, detections_from_outputs, detector_input, run_detector
+
+PART_KEYPOINTS = (0, 1, 2, 3)  # right eye, left eye, nose tip, mouth centre
+PART_NAMES = ("right_eye", "left_eye", "nose", "mouth")
+FLIP_KEYPOINTS = (1, 0, 2, 3, 5, 4)  # the person's right and left swap under a horizontal flip
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """Sizes of the crops: face side ``size`` (a multiple of 8 for the DCT), the face margin, part side and scale."""
+
+    size: int = 256
+    margin: float = 1.3
+    part_size: int = 64
+    part_scale: float = 0.35
+    min_score: float = MIN_SCORE
+
+    def __post_init__(self) -> None:
+        if self.size % 8 or self.size < 8:
+            raise ValueError(f"face crop size must be a positive multiple of 8, got {self.size}")
+        if self.margin < 1.0 or not 0.0 < self.part_scale <= 1.0 or self.part_size < 8:
+            raise ValueError(f"bad crop geometry: margin {self.margin} (≥ 1), part_scale {self.part_scale} "
+                             f"(0..1], part_size {self.part_size} (≥ 8)")
+
+
+@dataclass(frozen=True)
+class FaceCrops:
+    """Crops of F frames: ``faces`` uint8 ``[F, 3, S, S]``, ``parts`` uint8 ``[F, 4, 3, P, P]``, ``found`` bool
+    ``[F]``; ``keypoints`` float32 ``[F, 6, 2]`` in face-crop pixels and ``boxes`` float32 ``[F, 4]`` (the square
+    face box in frame pixels, x0, y0, x1, y1), NaN where no face was found."""
+
+    faces: np.ndarray
+    parts: np.ndarray
+    found: np.ndarray
+    keypoints: np.ndarray
+    boxes: np.ndarray
+
+
+def square_around(center: np.ndarray, side: float, height: int, width: int) -> np.ndarray:
+    """A square ``(x0, y0, x1, y1)`` of ``side`` centred on ``center``, moved inside the frame where it fits."""
+    origin = center - side / 2
+    limit = np.array([width, height], np.float32) - side
+    origin = np.where(limit >= 0, np.clip(origin, 0, np.maximum(limit, 0)), limit / 2)  # too big: centre it
+    return np.concatenate([origin, origin + side]).astype(np.float32)
+
+
+def cut_square(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """The square ``box`` of ``frame`` resized to ``size × size`` (black outside the frame), as CHW uint8."""
+    scale = size / float(box[2] - box[0])
+    matrix = np.array([[scale, 0.0, -box[0] * scale], [0.0, scale, -box[1] * scale]])
+    interpolation = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+    if interpolation == cv2.INTER_AREA:  # warpAffine has no area filter: cut, then resize
+        x0, y0 = np.floor(box[:2]).astype(int)
+        x1, y1 = np.ceil(box[2:]).astype(int)
+        padded = _cut_padded(frame, x0, y0, x1, y1)
+        sub_box = box - np.array([x0, y0, x0, y0], np.float32)
+        resized = cv2.resize(padded, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        offset = np.round(sub_box[:2] * scale).astype(int)
+        crop = resized[offset[1]:offset[1] + size, offset[0]:offset[0] + size]
+        crop = np.pad(crop, ((0, size - crop.shape[0]), (0, size - crop.shape[1]), (0, 0)))
+    else:
+        crop = cv2.warpAffine(frame, matrix, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
+    return np.ascontiguousarray(crop.transpose(2, 0, 1))
+
+
+def _cut_padded(frame: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """``frame[y0:y1, x0:x1]`` with black where the rectangle leaves the frame."""
+    height, width = frame.shape[:2]
+    out = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)
+    sy0, sx0, sy1, sx1 = max(y0, 0), max(x0, 0), min(y1, height), min(x1, width)
+    if sy1 > sy0 and sx1 > sx0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = frame[sy0:sy1, sx0:sx1]
+    return out
+
+
+def largest(detections: Sequence[Detection]) -> Detection | None:
+    """The detection with the largest box area (the subject of a frame), or None."""
+    area = lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1])  # noqa: E731
+    return max(detections, key=area, default=None)
+
+
+def crop_frames(frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]],
+                config: CropConfig = CropConfig()) -> FaceCrops:
+    """Face and part crops of each frame's largest detection (zeros and ``found = False`` without one)."""
+    count, s, p = len(frames), config.size, config.part_size
+    crops = FaceCrops(np.zeros((count, 3, s, s), np.uint8), np.zeros((count, 4, 3, p, p), np.uint8),
+                      np.zeros(count, bool), np.full((count, 6, 2), np.nan, np.float32),
+                      np.full((count, 4), np.nan, np.float32))
+    for i, (frame, found) in enumerate(zip(frames, detections, strict=True)):
+        face = largest(found)
+        if face is None:
+            continue
+        frame = as_rgb(frame)
+        height, width = frame.shape[:2]
+        x0, y0, x1, y1 = face.box
+        face_side = max(x1 - x0, y1 - y0)
+        box = square_around(np.array([(x0 + x1) / 2, (y0 + y1) / 2], np.float32), config.margin * face_side,
+                            height, width)
+        crops.faces[i] = cut_square(frame, box, s)
+        for j, k in enumerate(PART_KEYPOINTS):
+            part_box = square_around(face.keypoints[k], config.part_scale * face_side, height, width)
+            crops.parts[i, j] = cut_square(frame, part_box, p)
+        crops.keypoints[i] = (face.keypoints - box[:2]) * (s / (box[2] - box[0]))
+        crops.boxes[i] = box
+        crops.found[i] = True
+    return crops
+
+
+def crop_step(frames: Sequence[np.ndarray], regressors: np.ndarray, scores: np.ndarray,
+              config: CropConfig = CropConfig()) -> FaceCrops:
+    """The ensemble's ``face_crop`` step: frames and raw BlazeFace outputs → crops."""
+    sizes = [frame.shape[:2] for frame in frames]
+    return crop_frames(frames, detections_from_outputs(regressors, scores, sizes, config.min_score), config)
+
+
+def extract_faces(frames: Sequence[np.ndarray], config: CropConfig = CropConfig(),
+                  detector: BlazeFace | None = None) -> FaceCrops:
+    """Detect (one batched network call) and crop: what training and the in-process pipeline use."""
+    regressors, scores = run_detector(detector_input(frames), detector)
+    return crop_step(frames, regressors, scores, config)
+
+
+def flip_horizontal(crops: FaceCrops) -> FaceCrops:
+    """Mirror crops left-right, as a horizontally flipped frame would give: faces and parts mirrored, the
+    right/left eye parts and keypoints swapped, keypoint x reflected."""
+    size = crops.faces.shape[-1]
+    keypoints = crops.keypoints[:, FLIP_KEYPOINTS].copy()
+    keypoints[..., 0] = size - keypoints[..., 0]
+    return replace(crops, faces=crops.faces[..., ::-1].copy(), parts=crops.parts[:, [1, 0, 2, 3], ..., ::-1].copy(),
+                   keypoints=keypoints)

@@ -1,0 +1,82 @@
+"""Turning BlazeFace's raw outputs into detections: SSD anchors, box/keypoint decoding, weighted NMS.
+
+A port of MediaPipe's ``SsdAnchorsCalculator`` (short-range options), ``TensorsToDetectionsCalculator`` and
+``NonMaxSuppressionCalculator`` (WEIGHTED), vectorised with NumPy. Coordinates are normalised to the 128×128
+network input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+NUM_KEYPOINTS = 6
+MIN_SCORE = 0.5
+NMS_IOU = 0.3
+# (feature map side, anchors per cell): stride 8 → 16×16 cells × 2; the three stride-16 layers merge → 8×8 × 6
+ANCHOR_GRIDS = ((16, 2), (8, 6))
+
+
+@lru_cache(maxsize=1)
+def anchor_centers() -> np.ndarray:
+    """The 896 anchor centres ``[896, 2]`` (x, y) in [0, 1]; cells row-major, anchors innermost (width = 1)."""
+    grids = []
+    for side, per_cell in ANCHOR_GRIDS:
+        centers = (np.arange(side) + 0.5) / side
+        y, x = np.meshgrid(centers, centers, indexing="ij")
+        grids.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=1), per_cell, axis=0))
+    return np.concatenate(grids).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RawDetections:
+    """Decoded candidates of one image before NMS: boxes ``[K, 4]`` (x0, y0, x1, y1), keypoints ``[K, 6, 2]``
+    and scores ``[K]``, normalised to the network input."""
+
+    boxes: np.ndarray
+    keypoints: np.ndarray
+    scores: np.ndarray
+
+
+def decode(regressors: np.ndarray, scores: np.ndarray, min_score: float = MIN_SCORE) -> RawDetections:
+    """Decode one image's ``regressors [896, 16]`` (offsets in units of the input size) and ``scores [896, 1]``
+    (probabilities), keeping scores ≥ ``min_score``."""
+    scores = scores[:, 0]
+    anchors = anchor_centers()
+    center = regressors[:, :2] + anchors
+    size = regressors[:, 2:4]
+    boxes = np.concatenate([center - size / 2, center + size / 2], axis=1)
+    keypoints = regressors[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + anchors[:, None, :]
+    keep = (scores >= min_score) & (size > 0).all(axis=1)
+    return RawDetections(boxes[keep], keypoints[keep], scores[keep])
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box ``[4]`` with each of ``boxes [K, 4]`` (x0, y0, x1, y1)."""
+    top_left = np.maximum(box[:2], boxes[:, :2])
+    bottom_right = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
+    area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)  # noqa: E731
+    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
+
+
+def weighted_nms(raw: RawDetections, threshold: float = NMS_IOU) -> RawDetections:
+    """MediaPipe's weighted NMS: each kept detection is the score-weighted mean of the candidates overlapping the
+    best remaining one by more than ``threshold`` IoU, with that best candidate's score. Best first."""
+    order = np.argsort(-raw.scores, kind="stable")
+    boxes, keypoints, scores = raw.boxes[order], raw.keypoints[order], raw.scores[order]
+    kept_boxes, kept_keypoints, kept_scores = [], [], []
+    while len(scores):
+        group = iou(boxes[0], boxes) > threshold
+        group[0] = True
+        weights = scores[group] / scores[group].sum()
+        kept_boxes.append(weights @ boxes[group])
+        kept_keypoints.append(np.tensordot(weights, keypoints[group], axes=1))
+        kept_scores.append(scores[0])
+        boxes, keypoints, scores = boxes[~group], keypoints[~group], scores[~group]
+    if not kept_scores:
+        return RawDetections(np.zeros((0, 4), np.float32), np.zeros((0, NUM_KEYPOINTS, 2), np.float32),
+                             np.zeros(0, np.float32))
+    return RawDetections(np.stack(kept_boxes), np.stack(kept_keypoints), np.asarray(kept_scores))

@@ -1,0 +1,144 @@
+"""``detect_faces``: letterbox frames to 128×128, run BlazeFace once per batch, decode, map back to pixels."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import torch
+
+from .blazeface import INPUT_SIZE, BlazeFace, cached_artifact, publish, tflite_path
+from .decode import MIN_SCORE, NMS_IOU, decode, weighted_nms
+
+MIN_SIDE = 16
+MAX_SIDE = 16384
+KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear", "left_ear")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face: ``box`` (x0, y0, x1, y1) and ``keypoints [6, 2]`` in pixels (person's right eye, left eye,
+    nose tip, mouth centre, right ear, left ear), ``score`` in [0, 1]."""
+
+    box: tuple[float, float, float, float]
+    keypoints: np.ndarray
+    score: float
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where an image sits inside the square network input: ``input = scale · image + (left, top)``, in
+    continuous pixel coordinates (0 = the left/top edge)."""
+
+    scale: float
+    left: float
+    top: float
+
+    def to_pixels(self, points: np.ndarray) -> np.ndarray:
+        """Map ``[..., 2]`` points normalised to the network input back to the original image's pixels."""
+        return (points * INPUT_SIZE - np.array([self.left, self.top], np.float32)) / self.scale
+
+    @classmethod
+    def for_size(cls, height: int, width: int, size: int = INPUT_SIZE) -> Letterbox:
+        """The letterbox of an image of ``height × width`` (it depends on nothing else)."""
+        scale = size / max(height, width)
+        return cls(scale, (size - scale * width) / 2, (size - scale * height) / 2)
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """Check an image and return it as RGB uint8 ``[H, W, 3]`` (gray is repeated, an alpha channel dropped)."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected an image as a numpy.ndarray, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"images must be uint8 RGB, got dtype {image.dtype}")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"images must be [H, W, 3] RGB (or gray/RGBA), got shape {image.shape}")
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ValueError(f"image of {width}x{height} pixels is too small to hold a face (min side {MIN_SIDE})")
+    if max(height, width) > MAX_SIDE:
+        raise ValueError(f"image of {width}x{height} pixels is too large (max side {MAX_SIDE}); downscale it first")
+    return image
+
+
+def letterbox(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """Fit ``image`` into ``size × size``, aspect ratio kept, centred on black, exactly as MediaPipe's
+    ImageToTensorCalculator does on the CPU (one bilinear warp, ``keep_aspect_ratio``, ``BORDER_ZERO``)."""
+    mapping = Letterbox.for_size(*image.shape[:2], size)
+    # MediaPipe maps the padded ROI's corners onto the tensor's corners, without a half-pixel correction;
+    # the same convention keeps our input tensor equal to theirs (tests compare with mediapipe).
+    matrix = np.array([[mapping.scale, 0.0, mapping.left], [0.0, mapping.scale, mapping.top]])
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(0, 0, 0))
+
+
+def detector_input(frames: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """The network input for RGB uint8 frames of any sizes: float32 ``[F, 3, 128, 128]`` pixels in 0..255
+    (the ensemble's ``DETECTOR_INPUT``)."""
+    canvases = [letterbox(as_rgb(frame)) for frame in frames]
+    if not canvases:
+        return np.zeros((0, 3, INPUT_SIZE, INPUT_SIZE), np.float32)
+    return np.stack(canvases).transpose(0, 3, 1, 2).astype(np.float32)
+
+
+def run_detector(batch: np.ndarray, detector: BlazeFace | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """BlazeFace on a ``detector_input`` batch: ``regressors [F, 896, 16]`` and face probabilities
+    ``scores [F, 896, 1]``. By default the exported ONNX graph in ONNX Runtime (what the CPU ensemble serves);
+    pass a ``BlazeFace`` module to run PyTorch instead."""
+    if len(batch) == 0:
+        return np.zeros((0, 896, 16), np.float32), np.zeros((0, 896, 1), np.float32)
+    if detector is not None:
+        with torch.inference_mode():
+            regressors, scores = detector(torch.from_numpy(batch))
+        return regressors.numpy(), scores.numpy()
+    regressors, scores = default_session().run(None, {"DETECTOR_INPUT": batch})
+    return regressors, scores
+
+
+@lru_cache(maxsize=1)
+def default_session() -> object:
+    """The detector as an ONNX Runtime session, exported once per weights file and cached beside its weights
+    (2.3× faster than PyTorch eager on a 2-core CPU, and the very graph the CPU ensemble runs)."""
+    import onnxruntime
+
+    from .export import export_detector
+
+    path = cached_artifact(tflite_path(), ".onnx")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        publish(export_detector(path.with_suffix(f".{os.getpid()}.tmp.onnx")), path)
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def detections_from_outputs(regressors: np.ndarray, scores: np.ndarray, frame_sizes: Sequence[tuple[int, int]],
+                            min_score: float = MIN_SCORE) -> list[list[Detection]]:
+    """Decode raw BlazeFace outputs of frames of the given ``(height, width)`` into pixel detections, best first."""
+    results = []
+    for frame_regressors, frame_scores, (height, width) in zip(regressors, scores, frame_sizes, strict=True):
+        mapping = Letterbox.for_size(height, width)
+        found = weighted_nms(decode(frame_regressors, frame_scores, min_score), NMS_IOU)
+        corners = mapping.to_pixels(found.boxes.reshape(-1, 2, 2)).reshape(-1, 4)
+        keypoints = mapping.to_pixels(found.keypoints)
+        results.append([Detection(tuple(float(v) for v in box), points.astype(np.float32), float(score))
+                        for box, points, score in zip(corners, keypoints, found.scores, strict=True)])
+    return results
+
+
+def detect_faces_batch(images: Sequence[np.ndarray] | np.ndarray, *, min_score: float = MIN_SCORE,
+                       detector: BlazeFace | None = None) -> list[list[Detection]]:
+    """Faces in each of many RGB uint8 images (any sizes), best first, with one network call for all of them."""
+    regressors, scores = run_detector(detector_input(images), detector)
+    return detections_from_outputs(regressors, scores, [image.shape[:2] for image in images], min_score)
+
+
+def detect_faces(image: np.ndarray, *, min_score: float = MIN_SCORE) -> list[Detection]:
+    """Faces in one RGB uint8 ``[H, W, 3]`` image, best first (the face contract of DESIGN.md)."""
+    return detect_faces_batch([image], min_score=min_score)[0]
