@@ -49,3 +49,43 @@ def plot_dct_map(image: np.ndarray, out: Path, *, cutoff: int = 4, backend: str 
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def plot_faces(image: np.ndarray, out: Path, *, title: str = "") -> int:
+    """Save a PNG of the frame with every detected box and keypoint, and the crops the models see (the largest
+    face at 256×256 and its four 64×64 parts). Returns the number of faces found."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dfguard.faces import KEYPOINT_NAMES, detect_faces
+    from dfguard.faces.crops import PART_NAMES, crop_frames
+
+    detections = detect_faces(image)
+    crops = crop_frames([image], [detections])
+    fig = plt.figure(figsize=(14, 5.2), constrained_layout=True)
+    grid = fig.add_gridspec(2, 5, width_ratios=[3.2, 2, 1, 1, 0.01])
+    frame_ax = fig.add_subplot(grid[:, 0])
+    frame_ax.imshow(image)
+    for face in detections:
+        x0, y0, x1, y1 = face.box
+        frame_ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", linewidth=2))
+        frame_ax.scatter(*face.keypoints.T, c=range(len(KEYPOINT_NAMES)), cmap="tab10", s=18, vmin=0, vmax=9)
+        frame_ax.text(x0, y0 - 4, f"{face.score:.2f}", color="lime", fontsize=9)
+    frame_ax.set_title(f"{title or 'frame'}: {len(detections)} face(s)")
+    face_ax = fig.add_subplot(grid[:, 1])
+    face_ax.imshow(crops.faces[0].transpose(1, 2, 0))
+    if crops.found[0]:
+        face_ax.scatter(*crops.keypoints[0].T, c=range(len(KEYPOINT_NAMES)), cmap="tab10", s=18, vmin=0, vmax=9)
+    face_ax.set_title("face crop (FACES)" if crops.found[0] else "no face (FACE_FOUND false)")
+    for k, name in enumerate(PART_NAMES):
+        ax = fig.add_subplot(grid[k // 2, 2 + k % 2])
+        ax.imshow(crops.parts[0, k].transpose(1, 2, 0))
+        ax.set_title(name.replace("_", " "), fontsize=9)
+    for ax in fig.axes:
+        ax.axis("off")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return len(detections)

@@ -57,7 +57,7 @@ def test_wheel_maps_the_folders_into_dfguard(tmp_path):
 def test_cli_version_and_help():
     assert run_cli("--version").stdout.strip() == f"dfguard {dfguard.__version__}"
     help_text = run_cli("--help").stdout
-    for command in ("backends", "dct-map", "demo"):
+    for command in ("backends", "dct-map", "faces", "demo"):
         assert command in help_text
 
 
@@ -98,3 +98,16 @@ def test_the_two_commands_are_wired(name):
     assert "make test" in text or "test:" in text
     if name != ".ci/run":
         assert "demo" in text
+
+
+def test_cli_faces_draws_the_detection_and_lists_it(tmp_path):
+    out = tmp_path / "faces.png"
+    result = run_cli("faces", str(GRACE_HOPPER), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("face score") == 1
+    with Image.open(out) as picture:
+        assert picture.format == "PNG" and picture.width > 1000
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(flat)
+    result = run_cli("faces", str(flat), "-o", str(tmp_path / "none.png"))
+    assert result.returncode == 0 and "face score" not in result.stdout and (tmp_path / "none.png").exists()
