@@ -36,6 +36,7 @@ INSTALL_REQUIRES = [
     "onnxscript>=0.3",  # torch.onnx.export(dynamo=True), the exporter that replaces the deprecated TorchScript one
     "onnxruntime>=1.17",
     "scikit-learn>=1.3",
+    "scikit-image>=0.22",  # real photos that ship in its wheel: synthetic videos and tests (astronaut, coffee)
     "tensorboard>=2.14",
     # == 2.51.0: the same release as the tritonserver inside nvidia-pytriton 0.7.0; its wheel carries the real
     # perf_analyzer binary.
@@ -54,7 +55,6 @@ EXTRAS_REQUIRE["dev"] = [
     "pytest-timeout>=2.3",
     "ruff>=0.6",
     "cupy-cuda12x>=13",  # so the GPU tests exercise the "CuPy installed, no GPU" path instead of ImportError
-    "scikit-image>=0.22",  # real test photos that ship in the wheel (astronaut, coffee, rocket)
     *EXTRAS_REQUIRE["serve"],
     *EXTRAS_REQUIRE["bench"],
 ]
