@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from dfguard.kernels import GPU_BACKENDS, available_backends, dct_highpass
 from tqdm import tqdm
 
 from benchmarks.results import calls_for, seconds_per_call, write_section
+from dfguard.kernels import GPU_BACKENDS, available_backends, dct_highpass
 
 ROUND_SECONDS = 0.05
 GPU_ROTATION_BYTES = 200 * 2**20

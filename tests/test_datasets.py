@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from dfguard.train.datasets import DatasetError, load_celebdf, load_csv, load_dfdc, load_faceforensics
 
 

@@ -8,15 +8,6 @@ import subprocess
 import numpy as np
 import pytest
 import scipy.fft
-from dfguard.kernels import (
-    BACKENDS,
-    available_backends,
-    block_operator,
-    dct_highpass,
-    dct_matrix,
-    freq_vector,
-    low_frequency_mask,
-)
 from kernel_cases import (
     CUDA_SIMULATED,
     INPUT_KINDS,
@@ -25,6 +16,16 @@ from kernel_cases import (
     make_input,
     scipy_highpass,
     scipy_luma,
+)
+
+from dfguard.kernels import (
+    BACKENDS,
+    available_backends,
+    block_operator,
+    dct_highpass,
+    dct_matrix,
+    freq_vector,
+    low_frequency_mask,
 )
 
 AVAILABLE = available_backends()

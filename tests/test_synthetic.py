@@ -5,10 +5,10 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-from dfguard.train.datasets import load_csv
-from dfguard.train.synthetic import FAMILIES, VideoSpec, forge, make_dataset, render_real, source_photos
 
 from dfguard.faces import detect_faces
+from dfguard.train.datasets import load_csv
+from dfguard.train.synthetic import FAMILIES, VideoSpec, forge, make_dataset, render_real, source_photos
 
 SPEC = VideoSpec(width=160, height=128, frames=6)
 
