@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,67 @@ def run_faces(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dfguard synth``."""
+    from dfguard.train.synthetic import FAMILIES
+
+    parser.add_argument("out", type=Path, help="folder for the videos and manifest.csv")
+    parser.add_argument("--videos-per-class", type=int, default=8, help="real videos, and fakes per family")
+    parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated, from {', '.join(FAMILIES)}")
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--size", type=int, default=256, help="frame width and height in pixels")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """Render synthetic real and self-blended fake videos with a manifest.csv."""
+    from dfguard.train.synthetic import VideoSpec, make_dataset
+
+    families = tuple(f.strip() for f in args.families.split(",") if f.strip())
+    spec = VideoSpec(width=args.size, height=args.size, frames=args.frames)
+    manifest = make_dataset(args.out, families=families, videos_per_class=args.videos_per_class, spec=spec,
+                            seed=args.seed)
+    print(f"wrote {manifest}")
+    return 0
+
+
+def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dfguard prepare``."""
+    from dfguard.train.datasets import FFPP_METHODS, LOADERS
+
+    parser.add_argument("source", type=Path, help="the CSV file (--dataset csv) or the data set's root folder")
+    parser.add_argument("--dataset", choices=sorted(LOADERS), default="csv")
+    parser.add_argument("--out", type=Path, required=True, help="folder for crops/ and manifest.jsonl")
+    parser.add_argument("--split", action="append", default=[], metavar="NAME=FILE",
+                        help="FaceForensics++ split file, e.g. train=splits/train.json (repeat for each split)")
+    parser.add_argument("--compression", default="c23", help="FaceForensics++: raw, c23 or c40")
+    parser.add_argument("--methods", default=",".join(FFPP_METHODS), help="FaceForensics++ methods, comma-separated")
+    parser.add_argument("--frames", type=int, default=32, help="frames sampled evenly over each video")
+    parser.add_argument("--size", type=int, default=256, help="face crop side (a multiple of 8)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """Crop faces of every video of a data set into ``--out``; resumable."""
+    from dfguard.faces.crops import CropConfig
+    from dfguard.train import datasets
+    from dfguard.train.prepare import prepare_dataset, read_manifest
+
+    if args.dataset == "faceforensics":
+        splits = dict(item.split("=", 1) for item in args.split)
+        if not splits:
+            raise ValueError("FaceForensics++ needs its split files: --split train=train.json --split val=...")
+        records = datasets.load_faceforensics(args.source, {k: Path(v) for k, v in splits.items()},
+                                              compression=args.compression, methods=args.methods.split(","))
+    else:
+        records = datasets.LOADERS[args.dataset](args.source)
+    prepare_dataset(records, args.out, frames=args.frames, config=CropConfig(size=args.size), workers=args.workers)
+    statuses = [r.status for r in read_manifest(args.out)]
+    print(f"{len(statuses)} videos in {args.out}: {statuses.count('ok')} ok, {statuses.count('no_face')} without "
+          f"a face, {statuses.count('error')} unreadable (see the error field of manifest.jsonl)")
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """The end-to-end demo (synthetic data → train → export → Triton → score); not built yet."""
     print("The demo is not built yet: it lands with the serving and client issues. "
@@ -82,6 +144,10 @@ COMMANDS: dict[str, Command] = {
     "dct-map": Command("plot the blockwise DCT high-pass map of an image", add_dct_map_arguments, run_dct_map),
     "faces": Command("detect faces in an image and draw them with the crops the models see", add_faces_arguments,
                      run_faces),
+    "synth": Command("render synthetic real and forged videos (for tests, the demo, augmentation)",
+                     add_synth_arguments, run_synth),
+    "prepare": Command("sample frames, crop faces and parts, write them with a manifest (resumable)",
+                       add_prepare_arguments, run_prepare),
     "demo": Command("run the end-to-end demo on one CPU machine", add_no_arguments, run_demo),
 }
 

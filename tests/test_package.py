@@ -57,7 +57,7 @@ def test_wheel_maps_the_folders_into_dfguard(tmp_path):
 def test_cli_version_and_help():
     assert run_cli("--version").stdout.strip() == f"dfguard {dfguard.__version__}"
     help_text = run_cli("--help").stdout
-    for command in ("backends", "dct-map", "faces", "demo"):
+    for command in ("backends", "dct-map", "faces", "synth", "prepare", "demo"):
         assert command in help_text
 
 

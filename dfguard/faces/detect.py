@@ -115,7 +115,9 @@ def default_session() -> object:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         publish(export_detector(path.with_suffix(f".{os.getpid()}.tmp.onnx")), path)
-    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = int(os.environ.get("DFGUARD_THREADS", "0"))  # 0: all cores; 1 in workers
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def detections_from_outputs(regressors: np.ndarray, scores: np.ndarray, frame_sizes: Sequence[tuple[int, int]],

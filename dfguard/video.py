@@ -1,0 +1,105 @@
+"""Video decoding and frame sampling, shared by data preparation, the in-process pipeline and serving.
+
+``read_frames`` decodes the frames at ``sample_indices(total, count)``: ``count`` indices spread evenly over the
+whole video (``linspace`` from the first to the last frame), not the first ``count`` frames. Anything that is
+not a usable video raises ``VideoError`` with a message that names the problem.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+# FFmpeg demuxers that read still images: FFmpeg happily opens a PNG as a one-frame "video"
+IMAGE_DEMUXERS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "gif", "tiff_pipe",
+                            "jpegls_pipe", "pam_pipe", "ppm_pipe", "pgm_pipe", "qoi_pipe", "svg_pipe", "j2k_pipe"})
+
+
+class VideoError(ValueError):
+    """The input cannot be used as a video; the message says why."""
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Decoded frames ``[F, H, W, 3]`` RGB uint8, their indices in the video, and the video's frame count."""
+
+    images: np.ndarray
+    indices: np.ndarray
+    total: int
+
+
+def sample_indices(total: int, count: int) -> np.ndarray:
+    """``count`` frame indices spread evenly from the first to the last of ``total`` frames (all when fewer)."""
+    if total <= 0:
+        raise VideoError("the video has no frames")
+    if count <= 0:
+        raise ValueError(f"count must be positive, got {count}")
+    if total <= count:
+        return np.arange(total)
+    return np.round(np.linspace(0, total - 1, count)).astype(np.int64)  # spacing ≥ 1: no duplicates
+
+
+def _open(source: Path | bytes) -> av.container.InputContainer:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise VideoError("empty input: 0 bytes")
+        return av.open(io.BytesIO(bytes(source)), "r")
+    if not Path(source).is_file():
+        raise VideoError(f"no such video file: {source}")
+    return av.open(str(source), "r")
+
+
+def read_frames(source: Path | bytes, count: int = 32, *, max_frames: int = 100_000) -> Frames:
+    """Decode ``count`` evenly spaced RGB frames of a video file or of its bytes.
+
+    Raises:
+        VideoError: not a video (or a still image), no video stream, zero frames, more than ``max_frames``
+            frames, or a corrupt/truncated file.
+    """
+    try:
+        with _open(source) as container:
+            stream = _video_stream(container)
+            total = sum(1 for packet in container.demux(stream) if packet.size)
+        if total > max_frames:
+            raise VideoError(f"too long: {total} frames (limit {max_frames})")
+        wanted = sample_indices(total, count)
+        images = _decode(source, wanted)
+    except av.error.FFmpegError as error:
+        raise VideoError(f"not a readable video ({type(error).__name__}: {error.strerror or error})") from error
+    if len(images) < len(wanted):
+        raise VideoError(f"truncated or corrupt video: {total} frames announced, only {len(images)} of the "
+                         f"{len(wanted)} sampled frames could be decoded")
+    return Frames(np.stack(images), wanted, total)
+
+
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The first video stream, refusing still images and containers without video."""
+    demuxer = container.format.name
+    if set(demuxer.split(",")) & IMAGE_DEMUXERS:
+        raise VideoError(f"a still image ({demuxer}), not a video")
+    if not container.streams.video:
+        raise VideoError(f"no video stream in the {demuxer} container")
+    return container.streams.video[0]
+
+
+def _decode(source: Path | bytes, wanted: np.ndarray) -> list[np.ndarray]:
+    """Decode sequentially and keep the frames whose index is in ``wanted`` (stops after the last one)."""
+    keep = set(wanted.tolist())
+    last = int(wanted[-1])
+    images = []
+    with _open(source) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if index in keep:
+                    images.append(frame.to_ndarray(format="rgb24"))
+                if index >= last:
+                    break
+        except av.error.FFmpegError:
+            pass  # a truncated tail: what was decoded is judged by the caller
+    return images
