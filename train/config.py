@@ -80,10 +80,19 @@ class StageTwoConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """Which prepared videos train and validate: ``methods`` keeps only those manipulation methods (real videos
+    always stay), e.g. ``[Deepfakes]`` to train on one FaceForensics++ method and test on the others."""
+
+    methods: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything a run needs besides its data."""
+    """Everything a run needs besides the location of its data."""
 
     model: ModelConfig
+    data: DataConfig = field(default_factory=DataConfig)
     stage1: StageOneConfig = field(default_factory=StageOneConfig)
     stage2: StageTwoConfig = field(default_factory=StageTwoConfig)
     seed: int = 0

@@ -1,0 +1,99 @@
+"""Frames of prepared videos as model inputs, computed the way the ensemble computes them.
+
+``FrameDataset`` reads the crops ``dfguard prepare`` wrote (one sample per frame with a face) and
+``model_inputs`` turns uint8 crops into the four tensors the model takes, with the frequency features from
+``dfguard.kernels``, the code the ensemble's ``dct_highpass`` step runs.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dfguard.faces.crops import FLIP_KEYPOINTS, PART_KEYPOINTS
+from dfguard.kernels import dct_highpass, freq_vector
+
+from .prepare import PreparedVideo, read_manifest
+
+FLIPPED_PARTS = [PART_KEYPOINTS.index(FLIP_KEYPOINTS[k]) for k in PART_KEYPOINTS]  # right eye <-> left eye
+
+
+def frequency_features(faces: np.ndarray, cutoff: int) -> tuple[np.ndarray, np.ndarray]:
+    """DCT high-pass maps ``[B, 1, S, S]`` and frequency vectors ``[B, 128]`` of uint8 faces ``[B, 3, S, S]``."""
+    rgb = np.ascontiguousarray(faces.transpose(0, 2, 3, 1))
+    return dct_highpass(rgb, cutoff=cutoff)[:, None], freq_vector(rgb)
+
+
+def model_inputs(faces: np.ndarray, parts: np.ndarray, cutoff: int) -> dict[str, torch.Tensor]:
+    """The model's keyword inputs for a batch of uint8 crops."""
+    dct_map, vector = frequency_features(faces, cutoff)
+    return {"faces": torch.from_numpy(faces), "parts": torch.from_numpy(parts), "dct_map": torch.from_numpy(dct_map),
+            "freq_vector": torch.from_numpy(vector)}
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """A frame with a face: which video (index into ``FrameDataset.videos``) and which frame of its crops."""
+
+    video: int
+    frame: int
+
+
+class FrameDataset(Dataset):
+    """One sample per frame with a face, from the ``ok`` videos of ``split`` in a prepared folder."""
+
+    def __init__(self, prepared: Path, split: str, *, cutoff: int = 4, flip: bool = False, cache_videos: int = 64,
+                 methods: tuple[str, ...] | None = None):
+        self.root = Path(prepared)
+        self.videos: list[PreparedVideo] = [r for r in read_manifest(self.root) if r.split == split and r.status == "ok"
+                                            and (methods is None or r.method == "real" or r.method in methods)]
+        if not self.videos:
+            raise ValueError(f"{self.root}: no prepared video with a face in split {split!r}"
+                             + (f" for methods {list(methods)}" if methods else ""))
+        self.frames = [FrameRef(v, f) for v, record in enumerate(self.videos)
+                       for f in np.flatnonzero(self._load(v)["found"])]
+        self.cutoff, self.flip, self.cache_videos = cutoff, flip, cache_videos
+        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def _load(self, video: int) -> dict[str, np.ndarray]:
+        with np.load(self.root / self.videos[video].crops) as data:
+            return {key: data[key] for key in ("faces", "parts", "found")}
+
+    def _crops(self, video: int) -> dict[str, np.ndarray]:
+        """A video's crops, from a small per-worker LRU cache."""
+        if video not in self._cache:
+            self._cache[video] = self._load(video)
+            if len(self._cache) > self.cache_videos:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(video)
+        return self._cache[video]
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The label of every sample (1 = fake)."""
+        return np.array([self.videos[ref.video].label for ref in self.frames])
+
+    @property
+    def video_ids(self) -> list[str]:
+        """The video id of every sample."""
+        return [self.videos[ref.video].video_id for ref in self.frames]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        ref = self.frames[index]
+        crops = self._crops(ref.video)
+        face, parts = crops["faces"][ref.frame], crops["parts"][ref.frame]
+        if self.flip and torch.rand(()) < 0.5:  # torch's RNG: seeded per worker by the DataLoader
+            face, parts = face[..., ::-1], parts[FLIPPED_PARTS][..., ::-1]
+        inputs = model_inputs(np.ascontiguousarray(face[None]), np.ascontiguousarray(parts[None]), self.cutoff)
+        sample = {key: value[0] for key, value in inputs.items()}
+        sample["label"] = torch.tensor(self.videos[ref.video].label)
+        sample["index"] = torch.tensor(index)
+        return sample

@@ -1,0 +1,202 @@
+"""``dfguard eval``: the papers' metrics for a trained model, per manipulation method and under degradations.
+
+Frame AUC; video AUC with two aggregations (the mean of frame scores, and max-then-mean: the highest-scoring face
+of each frame, then the mean over frames, which equals the mean while crops keep one face per frame); EER, AP,
+ACC@0.5. ``per_method`` scores each manipulation against the real videos of the same split. Degradations
+(JPEG quality, Gaussian blur) are applied to the face crops before the model, as the papers' robustness sweeps do.
+Writes ``metrics.json``, a markdown table and a ROC plot (PNG).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dfguard.config import from_dict
+
+from .config import ExperimentConfig
+from .data import FrameDataset, model_inputs
+from .models import DeepfakeDetector, build_model, cluster_score
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> tuple[DeepfakeDetector, ExperimentConfig, int]:
+    """The model of a training checkpoint, its config, and the stage whose classifier scores it."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    config = from_dict(ExperimentConfig, state["config"], source=str(path))
+    model = build_model(config.model)
+    model.load_state_dict(state["model"])
+    return model.eval().to(device), config, int(state["progress"]["stage"])
+
+
+def degrade_jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Re-encode RGB CHW uint8 crops as JPEG at ``quality``."""
+    def apply(image: np.ndarray) -> np.ndarray:
+        buffer = io.BytesIO()
+        Image.fromarray(image.transpose(1, 2, 0)).save(buffer, format="JPEG", quality=quality)
+        return np.array(Image.open(buffer)).transpose(2, 0, 1)  # a writable copy for torch.from_numpy
+    return apply
+
+
+def degrade_blur(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Gaussian blur of RGB CHW uint8 crops with standard deviation ``sigma`` pixels."""
+    def apply(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(image.transpose(1, 2, 0), (0, 0), sigma).transpose(2, 0, 1)
+    return apply
+
+
+class DegradedFrames(torch.utils.data.Dataset):
+    """A ``FrameDataset`` whose crops (face and parts) go through ``degrade`` before the model inputs."""
+
+    def __init__(self, frames: FrameDataset, degrade: Callable[[np.ndarray], np.ndarray] | None) -> None:
+        self.frames, self.degrade = frames, degrade
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if self.degrade is None:
+            return self.frames[index]
+        ref = self.frames.frames[index]
+        crops = self.frames._crops(ref.video)
+        face = self.degrade(crops["faces"][ref.frame])
+        parts = np.stack([self.degrade(p) for p in crops["parts"][ref.frame]])
+        inputs = model_inputs(face[None], parts[None], self.frames.cutoff)
+        sample = {key: value[0] for key, value in inputs.items()}
+        sample["label"] = torch.tensor(self.frames.videos[ref.video].label)
+        sample["index"] = torch.tensor(index)
+        return sample
+
+
+@torch.no_grad()
+def frame_scores(model: DeepfakeDetector, stage: int, data: torch.utils.data.Dataset, *, batch_size: int = 32,
+                 workers: int = 0, progress: bool = True, desc: str = "scoring") -> np.ndarray:
+    """P(fake) of every sample, in dataset order."""
+    device = next(model.parameters()).device
+    scores = []
+    for batch in tqdm(DataLoader(data, batch_size=batch_size, num_workers=workers), desc=desc, disable=not progress):
+        inputs = {k: batch[k].to(device) for k in ("faces", "parts", "dct_map", "freq_vector")}
+        output = model(**inputs)
+        scores.append((cluster_score(model, output.embedding) if stage == 2 else torch.sigmoid(output.logit)).cpu())
+    return torch.cat(scores).numpy()
+
+
+def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The error rate where false positives and false negatives are equally frequent."""
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fnr = 1 - tpr
+    k = int(np.nanargmin(np.abs(fnr - fpr)))
+    return float((fpr[k] + fnr[k]) / 2)
+
+
+def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """AUC, EER, AP and accuracy at 0.5 (NaN where a class is missing)."""
+    if len(set(labels.tolist())) < 2:
+        nan = float("nan")
+        return {"auc": nan, "eer": nan, "ap": nan, "acc": float(((scores >= 0.5) == labels).mean()), "n": len(labels)}
+    return {"auc": float(roc_auc_score(labels, scores)), "eer": equal_error_rate(labels, scores),
+            "ap": float(average_precision_score(labels, scores)), "acc": float(((scores >= 0.5) == labels).mean()),
+            "n": len(labels)}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Frame scores with what they belong to."""
+
+    scores: np.ndarray
+    labels: np.ndarray
+    videos: list[str]
+    methods: list[str]
+
+    def by_video(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """Per video: mean of frame scores, max-then-mean (one face per frame: the same), label, method."""
+        order = sorted(set(self.videos))
+        index = {v: i for i, v in enumerate(order)}
+        sums, counts = np.zeros(len(order)), np.zeros(len(order))
+        labels, methods = np.zeros(len(order), int), [""] * len(order)
+        for score, label, video, method in zip(self.scores, self.labels, self.videos, self.methods, strict=True):
+            k = index[video]
+            sums[k] += score
+            counts[k] += 1
+            labels[k], methods[k] = label, method
+        mean = sums / counts
+        return mean, mean.copy(), labels, methods
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Frame and video metrics."""
+        mean, max_mean, video_labels, _ = self.by_video()
+        return {"frame": binary_metrics(self.labels, self.scores), "video_mean": binary_metrics(video_labels, mean),
+                "video_max_mean": binary_metrics(video_labels, max_mean)}
+
+    def subset(self, keep: np.ndarray) -> Scored:
+        return Scored(self.scores[keep], self.labels[keep], [v for v, k in zip(self.videos, keep, strict=True) if k],
+                      [m for m, k in zip(self.methods, keep, strict=True) if k])
+
+
+def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test", jpeg: tuple[int, ...] = (),
+             blur: tuple[float, ...] = (), workers: int = 0, progress: bool = True) -> dict:
+    """Score ``split`` of a prepared folder with ``checkpoint``; write metrics.json, metrics.md and roc.png."""
+    model, config, stage = load_checkpoint(checkpoint)
+    frames = FrameDataset(prepared, split, cutoff=config.model.freq.cutoff if config.model.freq else 4)
+    methods = [frames.videos[ref.video].method for ref in frames.frames]
+    conditions: dict[str, Callable | None] = {"clean": None}
+    conditions |= {f"jpeg{q}": degrade_jpeg(q) for q in jpeg} | {f"blur{s:g}": degrade_blur(s) for s in blur}
+    results, clean = {}, None
+    for name, degrade in conditions.items():
+        scores = frame_scores(model, stage, DegradedFrames(frames, degrade), workers=workers, progress=progress,
+                              desc=name)
+        scored = Scored(scores, frames.labels, frames.video_ids, methods)
+        clean = clean or scored
+        per_method = {m: scored.subset(np.array([x in ("real", m) for x in methods])).metrics()
+                      for m in sorted(set(methods) - {"real"})}
+        results[name] = {"all": scored.metrics(), "per_method": per_method}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps({"checkpoint": str(checkpoint), "prepared": str(prepared),
+                                                  "split": split, "stage": stage, "results": results}, indent=2))
+    (out / "metrics.md").write_text(markdown_table(config.model.preset, results))
+    plot_roc(clean, out / "roc.png", title=f"{config.model.preset} on {Path(prepared).name}/{split}")
+    return results
+
+
+def markdown_table(preset: str, results: dict) -> str:
+    """Rows = model/condition, columns = manipulation methods (video AUC, mean aggregation), as in the papers."""
+    methods = sorted(results["clean"]["per_method"])
+    lines = ["| model | condition | " + " | ".join(methods) + " | all (video AUC) | all (frame AUC) |",
+             "|---|---|" + "---:|" * (len(methods) + 2)]
+    for condition, result in results.items():
+        cells = [f"{result['per_method'][m]['video_mean']['auc']:.3f}" for m in methods]
+        lines.append(f"| {preset} | {condition} | " + " | ".join(cells)
+                     + f" | {result['all']['video_mean']['auc']:.3f} | {result['all']['frame']['auc']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_roc(scored: Scored, path: Path, title: str) -> None:
+    """ROC curves of frames and of videos (mean of frame scores), with their AUCs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    mean, _, video_labels, _ = scored.by_video()
+    for name, labels, scores in (("frames", scored.labels, scored.scores), ("videos", video_labels, mean)):
+        if len(set(labels.tolist())) == 2:
+            fpr, tpr, _ = roc_curve(labels, scores)
+            ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
