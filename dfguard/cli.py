@@ -180,6 +180,23 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dfguard export``."""
+    parser.add_argument("checkpoint", type=Path, help="best.pt of a training run")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the ONNX files and classifier.json")
+    parser.add_argument("--max-batch", type=int, default=256, help="largest batch the graphs accept")
+    parser.add_argument("--no-detector", action="store_true", help="skip the face detector")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export a checkpoint as the ensemble's ONNX models; each is checked against PyTorch."""
+    from dfguard.train.export import export_model
+
+    parameters = export_model(args.checkpoint, args.out, max_batch=args.max_batch, detector=not args.no_detector)
+    print(f"wrote {', '.join(m + '.onnx' for m in parameters['models'])} and classifier.json to {args.out}")
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """The end-to-end demo (synthetic data → train → export → Triton → score); not built yet."""
     print("The demo is not built yet: it lands with the serving and client issues. "
@@ -201,6 +218,8 @@ COMMANDS: dict[str, Command] = {
                      add_train_arguments, run_train),
     "eval": Command("evaluate a checkpoint: AUC, EER, AP, ACC per method, JPEG/blur sweeps, ROC plot",
                     add_eval_arguments, run_eval),
+    "export": Command("export a trained model as ONNX (streams, fusion, face detector) with parity checks",
+                      add_export_arguments, run_export),
     "demo": Command("run the end-to-end demo on one CPU machine", add_no_arguments, run_demo),
 }
 

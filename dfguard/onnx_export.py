@@ -21,33 +21,32 @@ class ExportParityError(RuntimeError):
     """ONNX Runtime disagrees with PyTorch on an exported model."""
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, *, input_name: str,
-                output_names: Sequence[str], checks: Sequence[np.ndarray], max_batch: int = 1024,
-                tolerance: float = 1e-4) -> Path:
-    """Export ``model`` (one input, batch first) to ``path`` and check it against PyTorch on every array of ``checks``.
+def export_onnx(model: nn.Module, examples: dict[str, torch.Tensor], path: Path, *, output_names: Sequence[str],
+                checks: Sequence[dict[str, np.ndarray]], max_batch: int = 1024, tolerance: float = 1e-4) -> Path:
+    """Export ``model`` (positional inputs named and ordered like ``examples``, batch first) to ``path`` and check
+    ONNX Runtime against PyTorch on every input set of ``checks``.
 
     Raises:
-        ExportParityError: an output of ONNX Runtime differs from PyTorch by more than ``tolerance`` (the file
-            is removed).
+        ExportParityError: an output differs from PyTorch by more than ``tolerance`` (the file is removed).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     batch = torch.export.Dim("batch", min=1, max=max_batch)
+    dynamic = tuple({0: batch} for _ in examples)
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its passes on stdout
-        program = torch.onnx.export(model, (example,), None, input_names=[input_name],
-                                    output_names=list(output_names), dynamic_shapes=({0: batch},), dynamo=True)
+        program = torch.onnx.export(model, tuple(examples.values()), None, input_names=list(examples),
+                                    output_names=list(output_names), dynamic_shapes=dynamic, dynamo=True)
     program.save(str(path))
     try:
-        check_parity(model, path, input_name, checks, tolerance)
+        check_parity(model, path, checks, tolerance)
     except ExportParityError:
         path.unlink(missing_ok=True)
         raise
     return path
 
 
-def check_parity(model: nn.Module, path: Path, input_name: str, checks: Sequence[np.ndarray],
-                 tolerance: float) -> float:
+def check_parity(model: nn.Module, path: Path, checks: Sequence[dict[str, np.ndarray]], tolerance: float) -> float:
     """Largest absolute difference between ONNX Runtime and PyTorch over ``checks``; raises above ``tolerance``."""
     import onnxruntime
 
@@ -55,14 +54,15 @@ def check_parity(model: nn.Module, path: Path, input_name: str, checks: Sequence
     names = [output.name for output in session.get_outputs()]
     worst = 0.0
     for inputs in checks:
-        onnx_outputs = session.run(None, {input_name: inputs})
+        onnx_outputs = session.run(None, inputs)
         with torch.inference_mode():
-            torch_outputs = model(torch.from_numpy(inputs))
+            torch_outputs = model(*(torch.from_numpy(a) for a in inputs.values()))
         torch_outputs = torch_outputs if isinstance(torch_outputs, tuple) else (torch_outputs,)
         for name, ours, reference in zip(names, onnx_outputs, torch_outputs, strict=True):
             error = float(np.abs(ours - reference.numpy()).max())
             worst = max(worst, error)
             if not error <= tolerance:
+                shapes = {k: v.shape for k, v in inputs.items()}
                 raise ExportParityError(f"{path.name}: output {name!r} differs from PyTorch by {error:.3g} "
-                                        f"(tolerance {tolerance:g}) for input shape {inputs.shape}")
+                                        f"(tolerance {tolerance:g}) for inputs {shapes}")
     return worst

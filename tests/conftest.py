@@ -24,3 +24,19 @@ def rng() -> np.random.Generator:
     seed = int(os.environ.get("DFGUARD_TEST_SEED", secrets.randbits(32)))
     print(f"random seed {seed} (replay with DFGUARD_TEST_SEED={seed})")
     return np.random.default_rng(seed)
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory) -> Path:
+    """Prepared synthetic crops (see training_data.py), built once per test session."""
+    from training_data import build_prepared
+
+    return build_prepared(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="session")
+def trained(prepared, tmp_path_factory) -> Path:
+    """A run folder of the tiny preset trained on two families, built once per test session."""
+    from training_data import build_trained
+
+    return build_trained(prepared, tmp_path_factory.mktemp("run"))

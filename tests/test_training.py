@@ -9,40 +9,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+from training_data import SEEN, UNSEEN
 
-from dfguard.faces.crops import CropConfig
 from dfguard.train.config import load_preset
 from dfguard.train.data import FrameDataset
-from dfguard.train.datasets import load_csv
 from dfguard.train.evaluate import evaluate, load_checkpoint
 from dfguard.train.models import cluster_score
-from dfguard.train.prepare import prepare_dataset
-from dfguard.train.synthetic import VideoSpec, make_dataset
 from dfguard.train.trainer import Trainer
 
-SEEN, UNSEEN = ("nearest", "transposed_conv"), ("bilinear", "pixel_shuffle")
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    """Synthetic videos of all four families, cropped at 128 px (the tiny preset's size)."""
-    root = tmp_path_factory.mktemp("synthetic")
-    manifest = make_dataset(root / "videos", families=SEEN + UNSEEN, videos_per_class=10,
-                            spec=VideoSpec(width=160, height=160, frames=10), progress=False)
-    prepare_dataset(load_csv(manifest), root / "prepared", frames=8, config=CropConfig(size=128), progress=False)
-    return root / "prepared"
-
-
-@pytest.fixture(scope="module")
-def trained(prepared, tmp_path_factory) -> Path:
-    """The tiny preset trained on two families (3 + 2 epochs)."""
-    config = load_preset("tiny", (f"data.methods=[{', '.join(SEEN)}]",))
-    run = tmp_path_factory.mktemp("run")
-    Trainer(config, prepared, run, progress=False).run()
-    return run
 
 
 def test_training_writes_checkpoints_logs_and_history(trained, capsys):

@@ -23,7 +23,7 @@ def export_detector(path: Path, *, detector: BlazeFace | None = None, max_batch:
     rng = np.random.default_rng(0)
     shape = (3, INPUT_SIZE, INPUT_SIZE)
     ramp = np.broadcast_to(np.linspace(0, 255, INPUT_SIZE, dtype=np.float32), shape)
-    checks = [rng.uniform(0, 255, (1, *shape)).astype(np.float32),
-              np.stack([ramp] + [rng.uniform(0, 255, shape).astype(np.float32) for _ in range(6)])]
-    return export_onnx(detector or load_blazeface(), torch.zeros(1, *shape), path, input_name=INPUT_NAME,
+    checks = [{INPUT_NAME: rng.uniform(0, 255, (1, *shape)).astype(np.float32)},
+              {INPUT_NAME: np.stack([ramp] + [rng.uniform(0, 255, shape).astype(np.float32) for _ in range(6)])}]
+    return export_onnx(detector or load_blazeface(), {INPUT_NAME: torch.zeros(1, *shape)}, path,
                        output_names=OUTPUT_NAMES, checks=checks, max_batch=max_batch, tolerance=tolerance)

@@ -1,0 +1,29 @@
+"""The synthetic data set and the tiny model that several test modules share (built once per session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SEEN, UNSEEN = ("nearest", "transposed_conv"), ("bilinear", "pixel_shuffle")
+
+
+def build_prepared(root: Path) -> Path:
+    """Synthetic videos of all four families, cropped at 128 px (the tiny preset's size)."""
+    from dfguard.faces.crops import CropConfig
+    from dfguard.train.datasets import load_csv
+    from dfguard.train.prepare import prepare_dataset
+    from dfguard.train.synthetic import VideoSpec, make_dataset
+
+    manifest = make_dataset(root / "videos", families=SEEN + UNSEEN, videos_per_class=10,
+                            spec=VideoSpec(width=160, height=160, frames=10), progress=False)
+    prepare_dataset(load_csv(manifest), root / "prepared", frames=8, config=CropConfig(size=128), progress=False)
+    return root / "prepared"
+
+
+def build_trained(prepared: Path, run: Path) -> Path:
+    """The tiny preset trained on two families (3 + 2 epochs)."""
+    from dfguard.train.config import load_preset
+    from dfguard.train.trainer import Trainer
+
+    Trainer(load_preset("tiny", (f"data.methods=[{', '.join(SEEN)}]",)), prepared, run, progress=False).run()
+    return run
