@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	$(BIN)/dfguard demo
+	$(BIN)/dfguard demo --out demo_output
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

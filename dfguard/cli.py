@@ -197,10 +197,18 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dfguard demo``."""
+    parser.add_argument("--out", type=Path, default=Path("demo_output"), help="folder for everything it makes")
+    parser.add_argument("--videos-per-class", type=int, default=16)
+    parser.add_argument("--quick", action="store_true", help="one epoch per stage (a smoke test)")
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    """The end-to-end demo (synthetic data → train → export → Triton → score); not built yet."""
-    print("The demo is not built yet: it lands with the serving and client issues. "
-          "Today you can try `dfguard dct-map IMAGE`.")
+    """The main job on one CPU machine: synthetic data → prepare → train → evaluate → export."""
+    from dfguard.demo import run_demo as demo
+
+    demo(args.out, videos_per_class=args.videos_per_class, quick=args.quick)
     return 0
 
 
@@ -220,7 +228,7 @@ COMMANDS: dict[str, Command] = {
                     add_eval_arguments, run_eval),
     "export": Command("export a trained model as ONNX (streams, fusion, face detector) with parity checks",
                       add_export_arguments, run_export),
-    "demo": Command("run the end-to-end demo on one CPU machine", add_no_arguments, run_demo),
+    "demo": Command("run the end-to-end demo on one CPU machine", add_demo_arguments, run_demo),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +35,9 @@ def export_onnx(model: nn.Module, examples: dict[str, torch.Tensor], path: Path,
     model = model.eval()
     batch = torch.export.Dim("batch", min=1, max=max_batch)
     dynamic = tuple({0: batch} for _ in examples)
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its passes on stdout
+    # the exporter narrates its passes on stdout, and warns that inputs sharing the batch axis share its name
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*axis name.*will not be used")
         program = torch.onnx.export(model, tuple(examples.values()), None, input_names=list(examples),
                                     output_names=list(output_names), dynamic_shapes=dynamic, dynamo=True)
     program.save(str(path))

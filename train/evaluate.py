@@ -200,3 +200,14 @@ def plot_roc(scored: Scored, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def summary_table(rows: dict[str, dict[str, float]], metric: str = "video AUC") -> str:
+    """The papers' layout: one row per model or preset, one column per test set (e.g. a data set or a
+    manipulation method), cells = ``metric``; NaN cells print as ``—``."""
+    columns = list(dict.fromkeys(column for row in rows.values() for column in row))
+    lines = [f"| model ({metric}) | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for name, row in rows.items():
+        cells = ["—" if np.isnan(row.get(c, float("nan"))) else f"{row[c]:.3f}" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
