@@ -160,9 +160,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dfguard eval``."""
-    parser.add_argument("checkpoint", type=Path, help="best.pt of a training run")
-    parser.add_argument("--data", type=Path, required=True, help="a folder made by dfguard prepare")
-    parser.add_argument("--out", type=Path, required=True, help="folder for metrics.json, metrics.md, roc.png")
+    parser.add_argument("checkpoint", type=Path, nargs="?", help="best.pt of a training run")
+    parser.add_argument("--data", type=Path, help="a folder made by dfguard prepare")
+    parser.add_argument("--out", type=Path, help="folder for metrics.json, metrics.md, roc.png")
+    parser.add_argument("--summary", type=Path, nargs="+", metavar="METRICS_JSON",
+                        help="instead of evaluating: merge metrics.json files into the papers' table "
+                             "(rows = models, columns = data sets)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--jpeg", type=int, nargs="*", default=[], help="JPEG qualities to sweep, e.g. 90 70 50")
     parser.add_argument("--blur", type=float, nargs="*", default=[], help="Gaussian blur sigmas, e.g. 1 2 3")
@@ -171,8 +174,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint; print the markdown table."""
-    from dfguard.train.evaluate import evaluate
+    from dfguard.train.evaluate import evaluate, summarize
 
+    if args.summary:
+        print(summarize(args.summary), end="")
+        return 0
+    if not (args.checkpoint and args.data and args.out):
+        raise ValueError("give a checkpoint, --data and --out (or --summary METRICS_JSON ...)")
     evaluate(args.checkpoint, args.data, args.out, split=args.split, jpeg=tuple(args.jpeg), blur=tuple(args.blur),
              workers=args.workers)
     print((args.out / "metrics.md").read_text(), end="")

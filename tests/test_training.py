@@ -76,6 +76,12 @@ def test_eval_writes_metrics_table_and_roc(trained, prepared, tmp_path):
     assert table[0].startswith("| model | condition | bilinear | nearest | pixel_shuffle | transposed_conv |")
     assert len(table) == 5
     assert (tmp_path / "roc.png").stat().st_size > 10_000
+    dfguard = BIN / "dfguard"
+    summary = subprocess.run([str(dfguard), "eval", "--summary", str(tmp_path / "metrics.json")], capture_output=True,
+                             text=True, timeout=120)
+    assert summary.returncode == 0, summary.stderr
+    header, _, row = summary.stdout.strip().splitlines()
+    assert header == "| model (video AUC) | prepared/test |" and row.startswith("| tiny | ")
 
 
 def test_torchrun_with_two_cpu_processes(prepared, tmp_path):

@@ -162,8 +162,9 @@ def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test"
         results[name] = {"all": scored.metrics(), "per_method": per_method}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps({"checkpoint": str(checkpoint), "prepared": str(prepared),
-                                                  "split": split, "stage": stage, "results": results}, indent=2))
+    (out / "metrics.json").write_text(json.dumps({"checkpoint": str(checkpoint), "preset": config.model.preset,
+                                                  "prepared": str(prepared), "split": split, "stage": stage,
+                                                  "results": results}, indent=2))
     (out / "metrics.md").write_text(markdown_table(config.model.preset, results))
     plot_roc(clean, out / "roc.png", title=f"{config.model.preset} on {Path(prepared).name}/{split}")
     return results
@@ -211,3 +212,15 @@ def summary_table(rows: dict[str, dict[str, float]], metric: str = "video AUC") 
         cells = ["—" if np.isnan(row.get(c, float("nan"))) else f"{row[c]:.3f}" for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def summarize(metrics_files: list[Path], metric: str = "video_mean") -> str:
+    """The papers' table from several ``metrics.json`` (one per model × data set): rows = presets (or
+    checkpoints), columns = data sets (the prepared folder's name and split), cells = clean AUC of ``metric``."""
+    rows: dict[str, dict[str, float]] = {}
+    for path in metrics_files:
+        data = json.loads(Path(path).read_text())
+        row = data.get("preset") or Path(data["checkpoint"]).parent.name
+        column = f"{Path(data['prepared']).name}/{data['split']}"
+        rows.setdefault(row, {})[column] = data["results"]["clean"]["all"][metric]["auc"]
+    return summary_table(rows, {"video_mean": "video AUC", "frame": "frame AUC"}.get(metric, metric))

@@ -30,7 +30,7 @@ from dfguard.onnx_export import export_onnx
 
 from .data import frequency_features
 from .evaluate import load_checkpoint
-from .models import DeepfakeDetector
+from .models import CLUSTER_SCALE, DeepfakeDetector
 
 
 @dataclass(frozen=True)
@@ -93,59 +93,54 @@ def sample_crops(config: CropConfig, count: int) -> tuple[np.ndarray, np.ndarray
     return crops.faces, crops.parts
 
 
+def export_graph(graph: nn.Module, inputs: dict[str, np.ndarray], path: Path, output_names: list[str], *,
+                 max_batch: int, tolerance: float) -> tuple[np.ndarray, ...]:
+    """Export one graph, checked at batch 1 and at the full batch of ``inputs``; return its PyTorch outputs."""
+    export_onnx(graph, {k: torch.from_numpy(v[:2]) for k, v in inputs.items()}, path, output_names=output_names,
+                checks=[{k: v[:1] for k, v in inputs.items()}, inputs], max_batch=max_batch, tolerance=tolerance)
+    with torch.inference_mode():
+        outputs = graph(*(torch.from_numpy(v) for v in inputs.values()))
+    return tuple(o.numpy() for o in (outputs if isinstance(outputs, tuple) else (outputs,)))
+
+
 def export_model(checkpoint: Path, out: Path, *, max_batch: int = 256, tolerance: float = 1e-4,
                  thresholds: Thresholds = Thresholds(), detector: bool = True) -> dict:
     """Export a training checkpoint; returns (and writes as ``classifier.json``) the serving parameters."""
     model, config, stage = load_checkpoint(checkpoint)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    crop = CropConfig(size=config.model.image_size, part_size=config.model.part_size)
-    faces, parts = sample_crops(crop, 6)
+    faces, parts = sample_crops(CropConfig(size=config.model.image_size, part_size=config.model.part_size), 6)
     cutoff = config.model.freq.cutoff if config.model.freq else 4
     dct_map, vector = frequency_features(faces, cutoff)
-    checks = [slice(0, 1), slice(0, 6)]
-    features = {}
-    with torch.inference_mode():
-        full = model(torch.from_numpy(faces), torch.from_numpy(parts), torch.from_numpy(dct_map),
-                     torch.from_numpy(vector))
+    limits = {"max_batch": max_batch, "tolerance": tolerance}
+    written, features = [], {}
     if model.rgb_stream is not None:
         graph = RGBStreamGraph(model)
         inputs = {"FACES": faces} | ({"PARTS": parts} if graph.parts else {})
-        export_onnx(graph, _examples(inputs), out / "rgb_stream.onnx", output_names=["RGB_FEATURES"],
-                    checks=[{k: v[s] for k, v in inputs.items()} for s in checks], max_batch=max_batch,
-                    tolerance=tolerance)
-        with torch.inference_mode():
-            features["RGB_FEATURES"] = graph(*(torch.from_numpy(v) for v in inputs.values())).numpy()
+        (features["RGB_FEATURES"],) = export_graph(graph, inputs, out / "rgb_stream.onnx", ["RGB_FEATURES"], **limits)
+        written.append("rgb_stream")
     if model.freq_stream is not None:
         graph = FreqStreamGraph(model)
-        inputs = ({"DCT_MAP": dct_map} if graph.use_map else {}) | ({"FREQ_VECTOR": vector} if graph.use_vector
-                                                                    else {})
-        export_onnx(graph, _examples(inputs), out / "freq_stream.onnx", output_names=["FREQ_FEATURES"],
-                    checks=[{k: v[s] for k, v in inputs.items()} for s in checks], max_batch=max_batch,
-                    tolerance=tolerance)
-        with torch.inference_mode():
-            features["FREQ_FEATURES"] = graph(*(torch.from_numpy(v) for v in inputs.values())).numpy()
-    fusion = FusionGraph(model)
-    export_onnx(fusion, _examples(features), out / "fusion.onnx", output_names=["EMBEDDING", "LOGIT"],
-                checks=[{k: v[s] for k, v in features.items()} for s in checks], max_batch=max_batch,
-                tolerance=tolerance)
+        inputs = ({"DCT_MAP": dct_map} if graph.use_map else {}) | (
+            {"FREQ_VECTOR": vector} if graph.use_vector else {})
+        (features["FREQ_FEATURES"],) = export_graph(graph, inputs, out / "freq_stream.onnx", ["FREQ_FEATURES"],
+                                                    **limits)
+        written.append("freq_stream")
+    embedding, _ = export_graph(FusionGraph(model), features, out / "fusion.onnx", ["EMBEDDING", "LOGIT"], **limits)
+    written.append("fusion")
     with torch.inference_mode():
-        composed = fusion(*(torch.from_numpy(v) for v in features.values()))[0]
-    if not np.allclose(composed.numpy(), full.embedding.numpy(), atol=tolerance):
+        reference = model(*(torch.from_numpy(a) for a in (faces, parts, dct_map, vector))).embedding.numpy()
+    if not np.allclose(embedding, reference, atol=tolerance):
         raise RuntimeError("the exported streams composed do not reproduce the model's embedding")
     if detector:
         export_detector(out / "face_detector.onnx", tolerance=tolerance)
+        written.append("face_detector")
     parameters = {
         "preset": config.model.preset, "stage": stage, "score": "cluster" if stage == 2 else "logit",
         "center_real": model.centers.real.tolist(), "center_fake": model.centers.fake.tolist(),
-        "cluster_scale": 4.0, "thresholds": {"fake": thresholds.fake, "real": thresholds.real},
+        "cluster_scale": CLUSTER_SCALE, "thresholds": {"fake": thresholds.fake, "real": thresholds.real},
         "image_size": config.model.image_size, "part_size": config.model.part_size, "cutoff": cutoff,
-        "freq_vector_size": FREQ_VECTOR_SIZE, "models": sorted(p.stem for p in out.glob("*.onnx")),
+        "freq_vector_size": FREQ_VECTOR_SIZE, "models": sorted(written),
     }
     (out / "classifier.json").write_text(json.dumps(parameters, indent=2))
     return parameters
-
-
-def _examples(inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Batch-2 example tensors for tracing (a batch of 1 could be specialised away)."""
-    return {k: torch.from_numpy(v[:2]) for k, v in inputs.items()}

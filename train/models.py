@@ -22,6 +22,7 @@ from dfguard.kernels import FREQ_VECTOR_SIZE
 from .config import FreqStreamConfig, ModelConfig, RGBStreamConfig
 
 NUM_PARTS = 4
+CLUSTER_SCALE = 4.0  # slope of the cluster score in units of the centres' squared distance
 DCT_MAP_SCALE = 1 / 32  # DCT high-pass maps of 8-bit faces span about ±100
 
 
@@ -186,7 +187,7 @@ def build_model(config: ModelConfig) -> DeepfakeDetector:
     return DeepfakeDetector(config)
 
 
-def cluster_score(model: DeepfakeDetector, embeddings: torch.Tensor, scale: float = 4.0) -> torch.Tensor:
+def cluster_score(model: DeepfakeDetector, embeddings: torch.Tensor, scale: float = CLUSTER_SCALE) -> torch.Tensor:
     """P(fake) from the cluster decision: ``sigmoid(scale · (d_real − d_fake) / ‖C_fake − C_real‖²)``; above 0.5
     exactly when the fake centre is the nearer one (``scale`` is calibrated on validation data)."""
     to_real, to_fake = model.centers.distances(embeddings)
