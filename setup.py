@@ -66,7 +66,7 @@ setup(
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=[*PACKAGE_DIR, "dfguard.faces"],
+    packages=[*PACKAGE_DIR, "dfguard.faces", "dfguard.serving"],
     package_dir=PACKAGE_DIR,
     package_data={"dfguard.kernels": ["*.cu"], "dfguard.train": ["configs/*.yaml"]},
     install_requires=INSTALL_REQUIRES,

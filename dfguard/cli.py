@@ -212,6 +212,41 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="one epoch per stage (a smoke test)")
 
 
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dfguard serve``."""
+    parser.add_argument("--repository", type=Path, default=Path("model_repository"), help="the model repository")
+    parser.add_argument("--target", choices=("cpu", "gpu"), default="cpu",
+                        help="cpu: configs/cpu.pbtxt (Python backend); gpu: config.pbtxt (DALI, TensorRT)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1 unless you mean it)")
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Start tritonserver securely, wait until ready, print the endpoints, stop on Ctrl-C or SIGTERM."""
+    import signal
+
+    from dfguard.serving.server import TritonServer
+
+    server = TritonServer(args.repository.resolve(), host=args.host,
+                          model_config_name="cpu" if args.target == "cpu" else None,
+                          ports=(args.http_port, args.grpc_port, args.metrics_port))
+    signal.signal(signal.SIGTERM, lambda *_: (server.stop(), sys.exit(0)))
+    server.start()
+    print(f"tritonserver ready ({args.target} variant) — gRPC {server.grpc_url}, HTTP {server.http_url}, "
+          f"metrics {server.metrics_url}")
+    print(f"admin APIs need the header {next(iter(server.admin_headers('http')))}: {server.admin_key} "
+          f"(gRPC: {next(iter(server.admin_headers('grpc')))}); log: {server.log}")
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        print("stopping")
+    finally:
+        server.stop()
+    return 0 if server.process.returncode in (0, -signal.SIGTERM) else 1
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """The main job on one CPU machine: synthetic data → prepare → train → evaluate → export."""
     from dfguard.demo import run_demo as demo
@@ -236,6 +271,8 @@ COMMANDS: dict[str, Command] = {
                     add_eval_arguments, run_eval),
     "export": Command("export a trained model as ONNX (streams, fusion, face detector) with parity checks",
                       add_export_arguments, run_export),
+    "serve": Command("start tritonserver for the ensemble (127.0.0.1, model control none, admin APIs keyed)",
+                     add_serve_arguments, run_serve),
     "demo": Command("run the end-to-end demo on one CPU machine", add_demo_arguments, run_demo),
 }
 

@@ -1,0 +1,192 @@
+"""Starting ``tritonserver`` for the model repository: securely, on free ports, ready before it is used.
+
+The binary is the system one when there is one (NVIDIA's NGC container), else the one inside the
+``nvidia-pytriton`` wheel, with a backend folder assembled for the running Python (the wheel's Python backend and
+the stub built for this Python version) and the wheel's bundled libraries on ``LD_LIBRARY_PATH``.
+
+Secure defaults: every endpoint binds 127.0.0.1 unless told otherwise, model control is ``none`` (the repository
+cannot be changed through the API), the admin APIs (model repository, shared memory, logging, tracing) need a
+header with a key generated per start, readiness is strict and the server exits on any model load error.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import site
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RESTRICTED_APIS = "model-repository,shared-memory,logging,trace"
+ADMIN_KEY = "dfguard-admin-key"  # HTTP header name; over gRPC Triton expects it prefixed "triton-grpc-protocol-"
+SYSTEM_BINARY = Path("/opt/tritonserver/bin/tritonserver")
+
+
+class ServerError(RuntimeError):
+    """tritonserver could not be found, started, or made ready."""
+
+
+def pytriton_root() -> Path:
+    """The ``tritonserver`` folder inside the installed nvidia-pytriton wheel."""
+    try:
+        import pytriton
+    except ImportError as error:
+        raise ServerError("no tritonserver: install the serve extra (pip install 'deepfake-guard[serve]') or run "
+                          "in NVIDIA's Triton container") from error
+    return Path(pytriton.__file__).parent / "tritonserver"
+
+
+def find_tritonserver() -> Path:
+    """The system ``tritonserver`` when there is one, else the wheel's."""
+    system = shutil.which("tritonserver") or (str(SYSTEM_BINARY) if SYSTEM_BINARY.exists() else None)
+    return Path(system) if system else pytriton_root() / "bin" / "tritonserver"
+
+
+def backend_directory(cache: Path) -> Path:
+    """A backend folder whose ``python/`` holds the wheel's Python backend and the stub for this Python."""
+    root = pytriton_root()
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise ServerError(f"the nvidia-pytriton wheel has no Python-backend stub for Python {version}")
+    target = cache / f"triton-backends-py{version}" / "python"
+    target.mkdir(parents=True, exist_ok=True)
+    for source in (root / "backends" / "python" / "libtriton_python.so",
+                   root / "backends" / "python" / "triton_python_backend_utils.py", stub):
+        link = target / source.name
+        if not link.exists():
+            link.symlink_to(source)
+    return target.parent
+
+
+def server_environment(binary: Path) -> dict[str, str]:
+    """The environment for the server: the wheel's libraries, and this interpreter's packages for the stub."""
+    env = dict(os.environ)
+    if not binary.is_relative_to(pytriton_root()):
+        return env
+    libs = pytriton_root().parent.parent / "nvidia_pytriton.libs"
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libs), env.get("LD_LIBRARY_PATH")]))
+    # The stub embeds the system Python in isolated mode (PYTHONPATH is ignored): the repository's
+    # _dfguard_env.py adds these directories, .pth files included, in front of the system's packages.
+    env["DFGUARD_SITE_PACKAGES"] = os.pathsep.join(site.getsitepackages())
+    return env
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` TCP ports that are free right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((host, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass
+class TritonServer:
+    """A ``tritonserver`` process: ``with TritonServer(repo) as server: server.grpc_url`` ..."""
+
+    repository: Path
+    host: str = "127.0.0.1"
+    model_config_name: str | None = "cpu"
+    ports: tuple[int, int, int] | None = None  # http, grpc, metrics
+    cache: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                        / "dfguard")
+    log: Path | None = None
+    admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    process: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        self.ports = self.ports or tuple(free_ports(3, self.host))
+
+    @property
+    def http_url(self) -> str:
+        return f"{self.host}:{self.ports[0]}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.ports[1]}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.ports[2]}/metrics"
+
+    def admin_headers(self, protocol: str = "grpc") -> dict[str, str]:
+        """The header that unlocks the restricted admin APIs, for ``protocol`` "grpc" or "http"."""
+        name = f"triton-grpc-protocol-{ADMIN_KEY}" if protocol == "grpc" else ADMIN_KEY
+        return {name: self.admin_key}
+
+    def command(self) -> list[str]:
+        """The command line, with the secure defaults."""
+        binary = find_tritonserver()
+        http, grpc, metrics = self.ports
+        command = [str(binary), f"--model-repository={self.repository}", "--model-control-mode=none",
+                   "--strict-readiness=true", "--exit-on-error=true", "--disable-auto-complete-config",
+                   f"--http-address={self.host}", f"--http-port={http}", f"--grpc-address={self.host}",
+                   f"--grpc-port={grpc}", f"--metrics-address={self.host}", f"--metrics-port={metrics}",
+                   f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_KEY}={self.admin_key}",
+                   f"--grpc-restricted-protocol={RESTRICTED_APIS}:{ADMIN_KEY}={self.admin_key}"]
+        if binary.is_relative_to(pytriton_root()):
+            command.append(f"--backend-directory={backend_directory(self.cache)}")
+        if self.model_config_name:
+            command.append(f"--model-config-name={self.model_config_name}")
+        return command
+
+    def start(self, timeout: float = 180.0) -> TritonServer:
+        """Start the server and wait until it and all its models are ready (or raise with its log)."""
+        self.log = self.log or Path(self.cache) / f"tritonserver-{self.ports[1]}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                            env=server_environment(find_tritonserver()), start_new_session=True)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Poll readiness over HTTP until the deadline; a dead process fails at once with its log's tail."""
+        import tritonclient.http as http
+
+        client = http.InferenceServerClient(self.http_url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"tritonserver exited with code {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if client.is_server_ready():
+                    return
+            except Exception:  # not listening yet
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise ServerError(f"tritonserver was not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the server's log."""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log else ""
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (Triton unloads models and exits), SIGKILL if it does not within ``timeout``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> TritonServer:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,127 @@
+"""Serving on a real tritonserver (the nvidia-pytriton wheel's, on free ports) with tritonclient over gRPC."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpc
+from PIL import Image
+from tritonclient.utils import InferenceServerException
+
+from dfguard.faces.detect import detector_input
+from dfguard.serving.server import TritonServer
+from dfguard.train.synthetic import VideoSpec, render_real, source_photos, write_video
+from dfguard.video import read_frames
+
+REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
+MAX_BYTES = 400_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The video_decode step served alone, its byte limit lowered so a test can exceed it."""
+    repository = tmp_path_factory.mktemp("repository")
+    shutil.copy(REPOSITORY / "_dfguard_env.py", repository)
+    shutil.copytree(REPOSITORY / "video_decode", repository / "video_decode")
+    config = repository / "video_decode" / "configs" / "cpu.pbtxt"
+    config.write_text(config.read_text().replace('"536870912"', f'"{MAX_BYTES}"'))
+    with TritonServer(repository) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> bytes:
+    frames, _ = render_real(source_photos()[0], VideoSpec(width=192, height=160, frames=24),
+                            np.random.default_rng(0))
+    return write_video(tmp_path_factory.mktemp("video") / "real.mp4", frames,
+                       VideoSpec(width=192, height=160, frames=24)).read_bytes()
+
+
+def decode(client: grpc.InferenceServerClient, data: bytes, num_frames: int | None = None) -> grpc.InferResult:
+    inputs = [grpc.InferInput("VIDEO", [len(data)], "UINT8")]
+    inputs[0].set_data_from_numpy(np.frombuffer(data, np.uint8))
+    if num_frames is not None:
+        inputs.append(grpc.InferInput("NUM_FRAMES", [1], "INT32"))
+        inputs[1].set_data_from_numpy(np.array([num_frames], np.int32))
+    return client.infer("video_decode", inputs, client_timeout=60)
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_decoded_frames_equal_the_in_process_ones(server, video):
+    client = grpc.InferenceServerClient(server.grpc_url)
+    result = decode(client, video, num_frames=6)
+    expected = read_frames(video, 6)
+    np.testing.assert_array_equal(result.as_numpy("FRAMES"), expected.images)
+    np.testing.assert_array_equal(result.as_numpy("FRAME_INDEX"), expected.indices)
+    np.testing.assert_array_equal(result.as_numpy("DETECTOR_INPUT"), detector_input(list(expected.images)))
+    assert decode(client, video).as_numpy("FRAMES").shape[0] == 24  # default 32, the video has 24
+
+
+BAD_INPUTS = {
+    "empty": (lambda v: b"", "empty input"),
+    "random bytes": (lambda v: np.random.default_rng(1).integers(0, 256, 4000, np.uint8).tobytes(), "not a readable"),
+    "a PNG": (lambda v: png_bytes(), "still image"),
+    "truncated MP4": (lambda v: v[: len(v) // 3], "truncated|not a readable"),
+    "oversize": (lambda v: v + bytes(MAX_BYTES), "too large"),
+}
+
+
+def test_bad_requests_fail_alone_with_a_named_error_and_the_server_stays_ready(server, video):
+    client = grpc.InferenceServerClient(server.grpc_url)
+    jobs = [("good", video, None)] * 3 + [(name, make(video), pattern) for name, (make, pattern) in BAD_INPUTS.items()]
+
+    def send(job):
+        name, data, pattern = job
+        try:
+            return name, pattern, decode(client, data, 4), None
+        except InferenceServerException as error:
+            return name, pattern, None, error
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        outcomes = list(pool.map(send, jobs))
+    for name, pattern, result, error in outcomes:
+        if name == "good":
+            assert error is None and result.as_numpy("FRAMES").shape[0] == 4
+        else:
+            assert error is not None, name
+            assert error.status() == "StatusCode.INVALID_ARGUMENT", (name, error.status())
+            assert re.search(pattern, error.message()), (name, error.message())
+    assert client.is_server_ready() and client.is_model_ready("video_decode")
+    with pytest.raises(InferenceServerException, match=r"NUM_FRAMES must be in 1\.\.256"):
+        decode(client, video, 0)
+
+
+def test_secure_defaults(server):
+    command = server.command()
+    for flag in ("--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
+                 "--model-control-mode=none", "--strict-readiness=true", "--exit-on-error=true"):
+        assert flag in command
+    client = grpc.InferenceServerClient(server.grpc_url)
+    with pytest.raises(InferenceServerException, match="restricted"):
+        client.get_model_repository_index()
+    assert [m.name for m in client.get_model_repository_index(headers=server.admin_headers()).models] == [
+        "video_decode"]
+    with pytest.raises(InferenceServerException, match="not allowed"):
+        client.unload_model("video_decode", headers=server.admin_headers())
+    assert client.is_model_ready("video_decode")
+
+
+def test_a_broken_repository_fails_fast_with_the_log(tmp_path):
+    from dfguard.serving.server import ServerError
+
+    (tmp_path / "broken" / "1").mkdir(parents=True)
+    (tmp_path / "broken" / "config.pbtxt").write_text('name: "broken"\nbackend: "python"\n')
+    (tmp_path / "broken" / "1" / "model.py").write_text("raise RuntimeError('deliberately broken')\n")
+    with pytest.raises(ServerError, match=r"deliberately broken|failed to load"):
+        TritonServer(tmp_path, model_config_name=None).start(timeout=120)
