@@ -191,15 +191,23 @@ def run_eval(args: argparse.Namespace) -> int:
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dfguard export``."""
     parser.add_argument("checkpoint", type=Path, help="best.pt of a training run")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the ONNX files and classifier.json")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="folder for the ONNX files and classifier.json")
+    target.add_argument("--repository", type=Path, help="a model repository (e.g. model_repository/) to place "
+                        "the models in as <step>/1/model.onnx, ready for dfguard serve")
     parser.add_argument("--max-batch", type=int, default=256, help="largest batch the graphs accept")
     parser.add_argument("--no-detector", action="store_true", help="skip the face detector")
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Export a checkpoint as the ensemble's ONNX models; each is checked against PyTorch."""
-    from dfguard.train.export import export_model
+    from dfguard.train.export import export_model, export_repository
 
+    if args.repository:
+        export_repository(args.checkpoint, args.repository, max_batch=args.max_batch)
+        print(f"placed the models and classifier.json in {args.repository}: dfguard serve --repository "
+              f"{args.repository}")
+        return 0
     parameters = export_model(args.checkpoint, args.out, max_batch=args.max_batch, detector=not args.no_detector)
     print(f"wrote {', '.join(m + '.onnx' for m in parameters['models'])} and classifier.json to {args.out}")
     return 0

@@ -251,7 +251,7 @@ def test_onnx_export_equals_pytorch_on_real_frames(tmp_path):
     path = export_detector(tmp_path / "face_detector.onnx")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["DETECTOR_INPUT"]
-    assert [o.name for o in session.get_outputs()] == ["regressors", "scores"]
+    assert [o.name for o in session.get_outputs()] == ["REGRESSORS", "SCORES"]
     frames = [grace_hopper(), astronaut(), np.ascontiguousarray(np.rot90(astronaut()))]
     batch = detector_input(frames)
     regressors, scores = session.run(None, {"DETECTOR_INPUT": batch})

@@ -144,3 +144,30 @@ def export_model(checkpoint: Path, out: Path, *, max_batch: int = 256, tolerance
     }
     (out / "classifier.json").write_text(json.dumps(parameters, indent=2))
     return parameters
+
+
+REPOSITORY_STEPS = {"face_detector": "face_detector.onnx", "rgb_stream": "rgb_stream.onnx",
+                    "freq_stream": "freq_stream.onnx", "fusion": "fusion.onnx"}
+
+
+def export_repository(checkpoint: Path, repository: Path, **options: object) -> dict:
+    """Export into a Triton model repository (the source tree's ``model_repository/`` or a copy of it): each ONNX
+    file becomes ``<step>/1/model.onnx`` and ``classifier.json`` goes to the repository's root."""
+    import shutil
+    import tempfile
+
+    repository = Path(repository)
+    missing = [step for step in REPOSITORY_STEPS if not (repository / step / "configs" / "cpu.pbtxt").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{repository} is not a deepfake-guard model repository: no configs for {missing}")
+    with tempfile.TemporaryDirectory() as scratch:
+        parameters = export_model(checkpoint, Path(scratch), **options)
+        absent = sorted(set(REPOSITORY_STEPS) - set(parameters["models"]))
+        if absent:
+            raise ValueError(f"the ensemble needs both streams (with parts, DCT map and vector); this model has no "
+                             f"{absent}: serve presets like tiny, full")
+        for step, name in REPOSITORY_STEPS.items():
+            (repository / step / "1").mkdir(parents=True, exist_ok=True)
+            shutil.copy(Path(scratch) / name, repository / step / "1" / "model.onnx")
+        shutil.copy(Path(scratch) / "classifier.json", repository / "classifier.json")
+    return parameters

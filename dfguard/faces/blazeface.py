@@ -27,6 +27,7 @@ from torch import nn
 from .tflite import read_constant_tensors
 
 INPUT_SIZE = 128
+ARTIFACT_VERSION = 2  # bump when the cached state dict or ONNX graph changes meaning
 # (in_channels, out_channels, stride) of the 16 BlazeBlocks, in graph order
 BLOCKS: tuple[tuple[int, int, int], ...] = (
     (24, 24, 1), (24, 28, 1), (28, 32, 2), (32, 36, 1), (36, 42, 1), (42, 48, 2), (48, 56, 1), (56, 64, 1),
@@ -135,9 +136,10 @@ def cache_dir() -> Path:
 
 
 def cached_artifact(source: Path, suffix: str) -> Path:
-    """Where an artifact derived from the model file ``source`` is cached: named by the file's hash."""
+    """Where an artifact derived from the model file ``source`` is cached: named by the file's hash and by
+    ``ARTIFACT_VERSION``, which changes whenever what we derive from it changes (outputs, units, names)."""
     digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]
-    return cache_dir() / f"blazeface_short_range-{digest}{suffix}"
+    return cache_dir() / f"blazeface_short_range-{digest}-v{ARTIFACT_VERSION}{suffix}"
 
 
 def publish(partial: Path, final: Path) -> Path:

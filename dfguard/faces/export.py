@@ -12,13 +12,13 @@ from dfguard.onnx_export import export_onnx
 from .blazeface import INPUT_SIZE, BlazeFace, load_blazeface
 
 INPUT_NAME = "DETECTOR_INPUT"
-OUTPUT_NAMES = ("regressors", "scores")
+OUTPUT_NAMES = ("REGRESSORS", "SCORES")
 
 
 def export_detector(path: Path, *, detector: BlazeFace | None = None, max_batch: int = 1024,
                     tolerance: float = 1e-4) -> Path:
     """Write BlazeFace as ONNX: ``DETECTOR_INPUT`` float32 ``[batch, 3, 128, 128]`` pixels (0..255) →
-    ``regressors [batch, 896, 16]``, ``scores [batch, 896, 1]``; fails if ONNX Runtime and PyTorch differ
+    ``REGRESSORS [batch, 896, 16]``, ``SCORES [batch, 896, 1]``; fails if ONNX Runtime and PyTorch differ
     by more than ``tolerance`` on random pixels and on a smooth synthetic image, at batch 1 and 7."""
     rng = np.random.default_rng(0)
     shape = (3, INPUT_SIZE, INPUT_SIZE)

@@ -67,3 +67,112 @@ class VideoDecode:
         return pb.InferenceResponse([pb.Tensor("FRAMES", frames.images),
                                      pb.Tensor("FRAME_INDEX", frames.indices.astype(np.int32)),
                                      pb.Tensor("DETECTOR_INPUT", detector)])
+
+
+def classifier_parameters(args: dict[str, str]) -> dict:
+    """``classifier.json`` at the repository root (written by ``dfguard export --repository``)."""
+    from pathlib import Path
+
+    path = Path(args["model_repository"]).parent / "classifier.json"
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing: build the repository with `dfguard export --repository`")
+    return json.loads(path.read_text())
+
+
+class OnnxModel:
+    """An ONNX file (``<model>/<version>/model.onnx``) in ONNX Runtime; inputs and outputs named as in the config.
+    All requests of an ``execute`` run as one batch (their frames concatenated), then are split back."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        import os
+        from pathlib import Path
+
+        import onnxruntime
+
+        config = json.loads(args["model_config"])
+        self.inputs = [i["name"] for i in config["input"]]
+        self.outputs = [o["name"] for o in config["output"]]
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = int(parameters(args).get("threads", os.environ.get("DFGUARD_THREADS", 0)))
+        path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        pb = _pb()
+        arrays = [[pb.get_input_tensor_by_name(r, name).as_numpy() for name in self.inputs] for r in requests]
+        batched = {name: np.concatenate([a[k] for a in arrays]) for k, name in enumerate(self.inputs)}
+        outputs = self.session.run(self.outputs, batched)
+        responses, start = [], 0
+        for request_arrays in arrays:  # every request has at least one frame (video_decode guarantees it)
+            end = start + request_arrays[0].shape[0]
+            responses.append(pb.InferenceResponse([pb.Tensor(name, np.ascontiguousarray(o[start:end]))
+                                                   for name, o in zip(self.outputs, outputs, strict=True)]))
+            start = end
+        return responses
+
+
+class FaceCrop:
+    """``FRAMES``, BlazeFace's ``REGRESSORS``/``SCORES`` → ``FACES``, ``PARTS``, ``FACE_FOUND`` (``crop_step``)."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        from dfguard.faces.crops import CropConfig
+
+        settings = classifier_parameters(args)
+        self.config = CropConfig(size=settings["image_size"], part_size=settings["part_size"])
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        from dfguard.faces.crops import crop_step
+
+        pb = _pb()
+        responses = []
+        for request in requests:
+            frames = pb.get_input_tensor_by_name(request, "FRAMES").as_numpy()
+            crops = crop_step(list(frames), pb.get_input_tensor_by_name(request, "REGRESSORS").as_numpy(),
+                              pb.get_input_tensor_by_name(request, "SCORES").as_numpy(), self.config)
+            responses.append(pb.InferenceResponse([pb.Tensor("FACES", crops.faces), pb.Tensor("PARTS", crops.parts),
+                                                   pb.Tensor("FACE_FOUND", crops.found)]))
+        return responses
+
+
+class DctHighpass:
+    """``FACES`` → ``DCT_MAP [F, 1, S, S]`` and ``FREQ_VECTOR [F, 128]`` (Numba kernel), all requests at once."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        self.cutoff = int(classifier_parameters(args)["cutoff"])
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        from dfguard.train.data import frequency_features
+
+        pb = _pb()
+        faces = [pb.get_input_tensor_by_name(r, "FACES").as_numpy() for r in requests]
+        dct_map, vector = frequency_features(np.concatenate(faces), self.cutoff)
+        responses, start = [], 0
+        for batch in faces:
+            end = start + len(batch)
+            responses.append(pb.InferenceResponse([pb.Tensor("DCT_MAP", dct_map[start:end]),
+                                                   pb.Tensor("FREQ_VECTOR", vector[start:end])]))
+            start = end
+        return responses
+
+
+class ClusterClassifier:
+    """``EMBEDDING``, ``LOGIT``, ``FACE_FOUND``, ``FRAME_INDEX`` → ``VIDEO_SCORE [1]``, ``FRAME_SCORES [F]`` (NaN
+    where no face), ``VERDICT [1]`` (fake/real/uncertain, or no_face when no frame has a face)."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        from dfguard.scoring import VideoScorer
+
+        self.scorer = VideoScorer.from_parameters(classifier_parameters(args))
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        pb = _pb()
+        responses = []
+        for request in requests:
+            result = self.scorer.score(pb.get_input_tensor_by_name(request, "EMBEDDING").as_numpy(),
+                                       pb.get_input_tensor_by_name(request, "LOGIT").as_numpy(),
+                                       pb.get_input_tensor_by_name(request, "FACE_FOUND").as_numpy())
+            responses.append(pb.InferenceResponse([
+                pb.Tensor("VIDEO_SCORE", np.array([result.video_score], np.float32)),
+                pb.Tensor("FRAME_SCORES", result.frame_scores.astype(np.float32)),
+                pb.Tensor("VERDICT", np.array([result.verdict.encode()], dtype=np.object_))]))
+        return responses

@@ -1,0 +1,67 @@
+"""The deepfake_video ensemble, CPU variant, on a real tritonserver: equal to the in-process pipeline."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpc
+from tritonclient.utils import InferenceServerException
+
+from dfguard.pipeline import LocalDetector
+from dfguard.serving.server import TritonServer
+from dfguard.train.datasets import load_csv
+from dfguard.train.export import export_repository
+from dfguard.train.synthetic import VideoSpec, write_video
+
+REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
+
+
+@pytest.fixture(scope="module")
+def served(trained, tmp_path_factory):
+    repository = tmp_path_factory.mktemp("repository")
+    shutil.copytree(REPOSITORY, repository, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.onnx", "__pycache__",
+                                                                                              "classifier.json"))
+    export_repository(trained / "best.pt", repository)
+    with TritonServer(repository) as server:
+        yield server
+
+
+def score(server: TritonServer, data: bytes, num_frames: int = 8) -> dict[str, np.ndarray]:
+    client = grpc.InferenceServerClient(server.grpc_url)
+    video = grpc.InferInput("VIDEO", [len(data)], "UINT8")
+    video.set_data_from_numpy(np.frombuffer(data, np.uint8))
+    count = grpc.InferInput("NUM_FRAMES", [1], "INT32")
+    count.set_data_from_numpy(np.array([num_frames], np.int32))
+    result = client.infer("deepfake_video", [video, count], client_timeout=120)
+    return {name: result.as_numpy(name) for name in ("VIDEO_SCORE", "FRAME_SCORES", "FRAME_INDEX", "VERDICT")}
+
+
+def test_ensemble_scores_equal_the_in_process_pipeline(served, trained, prepared):
+    local = LocalDetector(trained / "best.pt")
+    videos = [r for r in load_csv(prepared.parent / "videos" / "manifest.csv") if r.split == "test"][::3]
+    assert {v.label for v in videos} == {0, 1}
+    for record in videos:
+        data = record.path.read_bytes()
+        remote = score(served, data)
+        expected, indices = local.score(data, 8)
+        np.testing.assert_array_equal(remote["FRAME_INDEX"], indices)
+        np.testing.assert_allclose(remote["FRAME_SCORES"], expected.frame_scores, atol=1e-3)
+        assert abs(float(remote["VIDEO_SCORE"][0]) - expected.video_score) < 1e-3
+        assert remote["VERDICT"][0].decode() == expected.verdict
+
+
+def test_a_video_without_faces_is_no_face(served, tmp_path):
+    flat = write_video(tmp_path / "flat.mp4", [np.full((120, 160, 3), 90, np.uint8)] * 6, VideoSpec(160, 120, 6))
+    result = score(served, flat.read_bytes(), 4)
+    assert result["VERDICT"][0].decode() == "no_face"
+    assert np.isnan(result["VIDEO_SCORE"][0]) and np.isnan(result["FRAME_SCORES"]).all()
+
+
+def test_bad_input_through_the_ensemble_is_invalid_argument(served):
+    with pytest.raises(InferenceServerException) as error:
+        score(served, b"definitely not a video")
+    assert error.value.status() == "StatusCode.INVALID_ARGUMENT" and "bad video" in error.value.message()
+    assert grpc.InferenceServerClient(served.grpc_url).is_model_ready("deepfake_video")
