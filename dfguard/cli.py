@@ -231,6 +231,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, default=8002)
 
 
+def _interrupt(*_: object) -> None:
+    """SIGTERM handler: raise KeyboardInterrupt so the caller's ``finally`` stops the server outside the handler
+    (stopping inside it would re-enter ``Popen.wait`` while the interrupted one holds its lock)."""
+    raise KeyboardInterrupt
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Start tritonserver securely, wait until ready, print the endpoints, stop on Ctrl-C or SIGTERM."""
     import signal
@@ -240,7 +246,7 @@ def run_serve(args: argparse.Namespace) -> int:
     server = TritonServer(args.repository.resolve(), host=args.host,
                           model_config_name="cpu" if args.target == "cpu" else None,
                           ports=(args.http_port, args.grpc_port, args.metrics_port))
-    signal.signal(signal.SIGTERM, lambda *_: (server.stop(), sys.exit(0)))
+    signal.signal(signal.SIGTERM, _interrupt)  # unwind like Ctrl-C; stopping inside the handler would deadlock
     server.start()
     print(f"tritonserver ready ({args.target} variant) — gRPC {server.grpc_url}, HTTP {server.http_url}, "
           f"metrics {server.metrics_url}")

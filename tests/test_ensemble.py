@@ -65,3 +65,14 @@ def test_bad_input_through_the_ensemble_is_invalid_argument(served):
         score(served, b"definitely not a video")
     assert error.value.status() == "StatusCode.INVALID_ARGUMENT" and "bad video" in error.value.message()
     assert grpc.InferenceServerClient(served.grpc_url).is_model_ready("deepfake_video")
+
+
+def test_perf_analyzer_sweep_runs_without_errors(served, prepared, tmp_path):
+    from dfguard.serving.perf import run_sweep
+
+    videos = [r.path.read_bytes() for r in load_csv(prepared.parent / "videos" / "manifest.csv")[:3]]
+    rows, output = run_sweep(served.grpc_url, videos, tmp_path, num_frames=4, concurrency=(1, 2),
+                             requests_per_window=4)
+    assert [r.concurrency for r in rows] == [1, 2]
+    assert all(r.throughput > 0 and r.p50_ms > 0 for r in rows)
+    assert "error" not in output.lower().replace("errors: 0", "")

@@ -125,3 +125,28 @@ def test_a_broken_repository_fails_fast_with_the_log(tmp_path):
     (tmp_path / "broken" / "1" / "model.py").write_text("raise RuntimeError('deliberately broken')\n")
     with pytest.raises(ServerError, match=r"deliberately broken|failed to load"):
         TritonServer(tmp_path, model_config_name=None).start(timeout=120)
+
+
+def test_dfguard_serve_starts_prints_endpoints_and_stops_on_sigterm(server, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from dfguard.serving.server import free_ports
+
+    http, grpc_port, metrics = free_ports(3)
+    command = [str(Path(sys.executable).with_name("dfguard")), "serve", "--repository", str(server.repository),
+               "--http-port", str(http), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = process.stdout.readline()
+        assert "tritonserver ready (cpu variant)" in first and f"127.0.0.1:{grpc_port}" in first, first
+        assert grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}").is_model_ready("video_decode")
+        assert "admin APIs need the header" in process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    with pytest.raises(InferenceServerException):
+        grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}").is_server_live()

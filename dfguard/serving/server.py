@@ -153,18 +153,22 @@ class TritonServer:
         return self
 
     def wait_ready(self, timeout: float) -> None:
-        """Poll readiness over HTTP until the deadline; a dead process fails at once with its log's tail."""
-        import tritonclient.http as http
+        """Poll readiness over HTTP until the deadline; a dead process fails at once with its log's tail.
 
-        client = http.InferenceServerClient(self.http_url)
+        Plain urllib on purpose: tritonclient.http brings gevent, whose hub keeps Python's signal handlers
+        (``dfguard serve``'s SIGTERM) from running."""
+        import urllib.error
+        import urllib.request
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ServerError(f"tritonserver exited with code {self.process.returncode}:\n{self.log_tail()}")
             try:
-                if client.is_server_ready():
-                    return
-            except Exception:  # not listening yet
+                with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # not listening or not ready yet
                 pass
             time.sleep(0.5)
         self.stop()
