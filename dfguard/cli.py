@@ -218,6 +218,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="folder for everything it makes")
     parser.add_argument("--videos-per-class", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="one epoch per stage (a smoke test)")
+    parser.add_argument("--repository-template", type=Path, default=Path("model_repository"),
+                        help="the source tree's model repository (configs and model.py files)")
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -265,7 +267,10 @@ def run_demo(args: argparse.Namespace) -> int:
     """The main job on one CPU machine: synthetic data → prepare → train → evaluate → export."""
     from dfguard.demo import run_demo as demo
 
-    demo(args.out, videos_per_class=args.videos_per_class, quick=args.quick)
+    if not (args.repository_template / "deepfake_video" / "config.pbtxt").is_file():
+        raise FileNotFoundError(f"{args.repository_template} is not the model repository: run the demo from the "
+                                "source tree (make demo) or pass --repository-template")
+    demo(args.out, videos_per_class=args.videos_per_class, quick=args.quick, template=args.repository_template)
     return 0
 
 

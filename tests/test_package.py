@@ -87,11 +87,18 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2 and "at least 8x8" in result.stderr
 
 
-def test_demo_runs_and_says_what_is_not_built(tmp_path):
-    result = run_cli("demo", "--out", str(tmp_path / "demo"), "--videos-per-class", "6", "--quick")
+def test_demo_runs_from_synthetic_videos_to_scores_over_grpc(tmp_path):
+    result = run_cli("demo", "--out", str(tmp_path / "demo"), "--videos-per-class", "6", "--quick",
+                     "--repository-template", str(REPO / "model_repository"))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "5/5 export" in result.stdout and "Not built yet: serving" in result.stdout
-    assert (tmp_path / "demo/eval/roc.png").is_file() and (tmp_path / "demo/export/fusion.onnx").is_file()
+    assert "6/6 serve" in result.stdout and "test videos scored over gRPC: video AUC" in result.stdout
+    assert (tmp_path / "demo/eval/roc.png").is_file()
+    assert (tmp_path / "demo/repository/fusion/1/model.onnx").is_file()
+    lines = (tmp_path / "demo/served_scores.csv").read_text().splitlines()
+    from dfguard.train.synthetic import split_names
+
+    test_per_class = split_names(6, {"train": 0.6, "val": 0.2, "test": 0.2}).count("test")
+    assert lines[0] == "video,method,label,video_score,verdict" and len(lines) == 1 + 5 * test_per_class
 
 
 @pytest.mark.parametrize("name", ["Makefile", ".ci/run", "README.md"])
