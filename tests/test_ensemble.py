@@ -60,10 +60,40 @@ def test_a_video_without_faces_is_no_face(served, tmp_path):
     assert np.isnan(result["VIDEO_SCORE"][0]) and np.isnan(result["FRAME_SCORES"]).all()
 
 
-def test_bad_input_through_the_ensemble_is_invalid_argument(served):
-    with pytest.raises(InferenceServerException) as error:
-        score(served, b"definitely not a video")
-    assert error.value.status() == "StatusCode.INVALID_ARGUMENT" and "bad video" in error.value.message()
+def test_good_and_bad_requests_together_through_the_ensemble(served, trained, prepared):
+    import io
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(png, format="PNG")
+    good = [r.path.read_bytes() for r in load_csv(prepared.parent / "videos" / "manifest.csv")
+            if r.split == "test"][:2]
+    bad = {"empty": (b"", "empty input"), "random bytes": (bytes(range(256)) * 20, "not a readable"),
+           "a PNG": (png.getvalue(), "still image"), "truncated MP4": (good[0][: len(good[0]) // 3],
+                                                                     "truncated|not a readable")}
+    jobs = [("good", data, None) for data in good] + [(name, data, pattern) for name, (data, pattern) in bad.items()]
+
+    def send(job):
+        name, data, pattern = job
+        try:
+            return name, data, pattern, score(served, data, 4), None
+        except InferenceServerException as error:
+            return name, data, pattern, None, error
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        outcomes = list(pool.map(send, jobs))
+    local = LocalDetector(trained / "best.pt")
+    for name, data, pattern, result, error in outcomes:
+        if name == "good":
+            assert error is None
+            expected, _ = local.score(data, 4)
+            assert abs(float(result["VIDEO_SCORE"][0]) - expected.video_score) < 1e-3
+        else:
+            assert error is not None and error.status() == "StatusCode.INVALID_ARGUMENT", name
+            assert re.search(pattern, error.message()), (name, error.message())
     assert grpc.InferenceServerClient(served.grpc_url).is_model_ready("deepfake_video")
 
 
