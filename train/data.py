@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class FrameDataset(Dataset):
     """One sample per frame with a face, from the ``ok`` videos of ``split`` in a prepared folder."""
 
     def __init__(self, prepared: Path, split: str, *, cutoff: int = 4, flip: bool = False, cache_videos: int = 64,
-                 methods: tuple[str, ...] | None = None):
+                 methods: tuple[str, ...] | None = None, degrade: Callable[[np.ndarray], np.ndarray] | None = None):
         self.root = Path(prepared)
         self.videos: list[PreparedVideo] = [r for r in read_manifest(self.root) if r.split == split and r.status == "ok"
                                             and (methods is None or r.method == "real" or r.method in methods)]
@@ -56,16 +57,18 @@ class FrameDataset(Dataset):
             raise ValueError(f"{self.root}: no prepared video with a face in split {split!r}"
                              + (f" for methods {list(methods)}" if methods else ""))
         self.frames = [FrameRef(v, f) for v, record in enumerate(self.videos)
-                       for f in np.flatnonzero(self._load(v)["found"])]
+                       for f in np.flatnonzero(self._load(v, ("found",))["found"])]
         self.cutoff, self.flip, self.cache_videos = cutoff, flip, cache_videos
+        self.degrade = degrade  # applied to face and part crops before the model inputs (robustness sweeps)
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.frames)
 
-    def _load(self, video: int) -> dict[str, np.ndarray]:
+    def _load(self, video: int, keys: tuple[str, ...] = ("faces", "parts")) -> dict[str, np.ndarray]:
+        """Only the listed arrays of a video's crop file (each is decompressed on access)."""
         with np.load(self.root / self.videos[video].crops) as data:
-            return {key: data[key] for key in ("faces", "parts", "found")}
+            return {key: data[key] for key in keys}
 
     def _crops(self, video: int) -> dict[str, np.ndarray]:
         """A video's crops, from a small per-worker LRU cache."""
@@ -92,6 +95,8 @@ class FrameDataset(Dataset):
         face, parts = crops["faces"][ref.frame], crops["parts"][ref.frame]
         if self.flip and torch.rand(()) < 0.5:  # torch's RNG: seeded per worker by the DataLoader
             face, parts = face[..., ::-1], parts[FLIPPED_PARTS][..., ::-1]
+        if self.degrade is not None:
+            face, parts = self.degrade(face), np.stack([self.degrade(part) for part in parts])
         inputs = model_inputs(np.ascontiguousarray(face[None]), np.ascontiguousarray(parts[None]), self.cutoff)
         sample = {key: value[0] for key, value in inputs.items()}
         sample["label"] = torch.tensor(self.videos[ref.video].label)

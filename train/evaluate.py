@@ -21,13 +21,13 @@ import torch
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from dfguard.config import from_dict
 
 from .config import ExperimentConfig
-from .data import FrameDataset, model_inputs
-from .models import DeepfakeDetector, build_model, cluster_score
+from .data import FrameDataset
+from .models import DeepfakeDetector, build_model
+from .trainer import predict
 
 
 def load_checkpoint(path: Path, device: str = "cpu") -> tuple[DeepfakeDetector, ExperimentConfig, int]:
@@ -53,42 +53,6 @@ def degrade_blur(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
     def apply(image: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(image.transpose(1, 2, 0), (0, 0), sigma).transpose(2, 0, 1)
     return apply
-
-
-class DegradedFrames(torch.utils.data.Dataset):
-    """A ``FrameDataset`` whose crops (face and parts) go through ``degrade`` before the model inputs."""
-
-    def __init__(self, frames: FrameDataset, degrade: Callable[[np.ndarray], np.ndarray] | None) -> None:
-        self.frames, self.degrade = frames, degrade
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if self.degrade is None:
-            return self.frames[index]
-        ref = self.frames.frames[index]
-        crops = self.frames._crops(ref.video)
-        face = self.degrade(crops["faces"][ref.frame])
-        parts = np.stack([self.degrade(p) for p in crops["parts"][ref.frame]])
-        inputs = model_inputs(face[None], parts[None], self.frames.cutoff)
-        sample = {key: value[0] for key, value in inputs.items()}
-        sample["label"] = torch.tensor(self.frames.videos[ref.video].label)
-        sample["index"] = torch.tensor(index)
-        return sample
-
-
-@torch.no_grad()
-def frame_scores(model: DeepfakeDetector, stage: int, data: torch.utils.data.Dataset, *, batch_size: int = 32,
-                 workers: int = 0, progress: bool = True, desc: str = "scoring") -> np.ndarray:
-    """P(fake) of every sample, in dataset order."""
-    device = next(model.parameters()).device
-    scores = []
-    for batch in tqdm(DataLoader(data, batch_size=batch_size, num_workers=workers), desc=desc, disable=not progress):
-        inputs = {k: batch[k].to(device) for k in ("faces", "parts", "dct_map", "freq_vector")}
-        output = model(**inputs)
-        scores.append((cluster_score(model, output.embedding) if stage == 2 else torch.sigmoid(output.logit)).cpu())
-    return torch.cat(scores).numpy()
 
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -152,9 +116,10 @@ def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test"
     conditions: dict[str, Callable | None] = {"clean": None}
     conditions |= {f"jpeg{q}": degrade_jpeg(q) for q in jpeg} | {f"blur{s:g}": degrade_blur(s) for s in blur}
     results, clean = {}, None
+    loader = DataLoader(frames, batch_size=32, num_workers=workers)
     for name, degrade in conditions.items():
-        scores = frame_scores(model, stage, DegradedFrames(frames, degrade), workers=workers, progress=progress,
-                              desc=name)
+        frames.degrade = degrade
+        scores, _, _ = predict(model, loader, next(model.parameters()).device, stage, progress, desc=name)
         scored = Scored(scores, frames.labels, frames.video_ids, methods)
         clean = clean or scored
         per_method = {m: scored.subset(np.array([x in ("real", m) for x in methods])).metrics()

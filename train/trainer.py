@@ -101,11 +101,11 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> tuple[dict[str,
 
 @torch.no_grad()
 def predict(model: DeepfakeDetector, data: DataLoader, device: torch.device, stage: int,
-            progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scores (P(fake) of the stage's classifier), labels and sample indices over a loader."""
+            progress: bool = False, desc: str = "validating") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores (P(fake) of the stage's classifier), labels and sample indices over a loader, in loader order."""
     model.eval()
     scores, labels, indices = [], [], []
-    for batch in tqdm(data, desc="validating", leave=False, disable=not progress):
+    for batch in tqdm(data, desc=desc, leave=False, disable=not progress):
         inputs, label = _to(batch, device)
         output = model(**inputs)
         score = cluster_score(model, output.embedding) if stage == 2 else torch.sigmoid(output.logit)
