@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from benchmarks.results import write_section
+from dfguard.demo import SEEN, UNSEEN
 from dfguard.faces.crops import CropConfig
 from dfguard.train.config import load_preset
 from dfguard.train.datasets import load_csv
@@ -25,7 +26,6 @@ from dfguard.train.prepare import prepare_dataset
 from dfguard.train.synthetic import VideoSpec, make_dataset
 from dfguard.train.trainer import Trainer
 
-SEEN, UNSEEN = ("nearest", "transposed_conv"), ("bilinear", "pixel_shuffle")
 VARIANTS = {"full (tiny)": (), "rgb_only (tiny)": ("model.freq=null",), "freq_only (tiny)": ("model.rgb=null",)}
 
 
