@@ -55,6 +55,7 @@ EXTRAS_REQUIRE["dev"] = [
     "pytest-timeout>=2.3",
     "ruff>=0.6",
     "cupy-cuda12x>=13",  # so the GPU tests exercise the "CuPy installed, no GPU" path instead of ImportError
+    "nvidia-dali-cuda120>=1.47",  # the GPU variant's DALI pipeline, run on the CPU with a VP9 video in the tests
     *EXTRAS_REQUIRE["serve"],
     *EXTRAS_REQUIRE["bench"],
 ]

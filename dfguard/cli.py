@@ -43,9 +43,10 @@ def add_dct_map_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_dct_map(args: argparse.Namespace) -> int:
     """Write a figure of the image, its DCT high-pass map and its DCT amplitudes."""
-    from dfguard.visualize import load_rgb, plot_dct_map
+    from dfguard.image import read_image
+    from dfguard.visualize import plot_dct_map
 
-    plot_dct_map(load_rgb(args.image), args.out, cutoff=args.cutoff, backend=args.backend, title=args.image.name)
+    plot_dct_map(read_image(args.image), args.out, cutoff=args.cutoff, backend=args.backend, title=args.image.name)
     print(f"wrote {args.out}")
     return 0
 
@@ -59,9 +60,10 @@ def add_faces_arguments(parser: argparse.ArgumentParser) -> None:
 def run_faces(args: argparse.Namespace) -> int:
     """Detect faces, draw them and the crops the models see, and list them."""
     from dfguard.faces import detect_faces
-    from dfguard.visualize import load_rgb, plot_faces
+    from dfguard.image import read_image
+    from dfguard.visualize import plot_faces
 
-    image = load_rgb(args.image)
+    image = read_image(args.image)
     plot_faces(image, args.out, title=args.image.name)
     for face in detect_faces(image):
         box = ", ".join(f"{v:.0f}" for v in face.box)
@@ -195,6 +197,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--out", type=Path, help="folder for the ONNX files and classifier.json")
     target.add_argument("--repository", type=Path, help="a model repository (e.g. model_repository/) to place "
                         "the models in as <step>/1/model.onnx, ready for dfguard serve")
+    parser.add_argument("--target", choices=("cpu", "gpu"), default="cpu",
+                        help="with --repository: gpu also builds TensorRT plans (FP16; needs TensorRT)")
     parser.add_argument("--max-batch", type=int, default=256, help="largest batch the graphs accept")
     parser.add_argument("--no-detector", action="store_true", help="skip the face detector")
 
@@ -202,11 +206,16 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 def run_export(args: argparse.Namespace) -> int:
     """Export a checkpoint as the ensemble's ONNX models; each is checked against PyTorch."""
     from dfguard.train.export import export_model, export_repository
+    from dfguard.train.tensorrt import TensorRTMissingError
 
     if args.repository:
-        export_repository(args.checkpoint, args.repository, max_batch=args.max_batch)
-        print(f"placed the models and classifier.json in {args.repository}: dfguard serve --repository "
-              f"{args.repository}")
+        try:
+            export_repository(args.checkpoint, args.repository, target=args.target, max_batch=args.max_batch)
+        except TensorRTMissingError as error:
+            print(f"dfguard export: {error}", file=sys.stderr)
+            return 2
+        print(f"placed the models{' and TensorRT plans' if args.target == 'gpu' else ''} and classifier.json in "
+              f"{args.repository}: dfguard serve --repository {args.repository} --target {args.target}")
         return 0
     parameters = export_model(args.checkpoint, args.out, max_batch=args.max_batch, detector=not args.no_detector)
     print(f"wrote {', '.join(m + '.onnx' for m in parameters['models'])} and classifier.json to {args.out}")
@@ -263,6 +272,56 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0 if server.process.returncode in (0, -signal.SIGTERM) else 1
 
 
+def add_score_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dfguard score``."""
+    parser.add_argument("paths", nargs="+", help="video/image files, folders (recursive), globs, or manifests "
+                        "(.txt one path per line, .csv with a 'path' column)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--url", default="127.0.0.1:8001", help="the Triton gRPC endpoint (host:port)")
+    where.add_argument("--local", type=Path, metavar="CHECKPOINT",
+                       help="score in this process with a training checkpoint (best.pt), no server")
+    parser.add_argument("--out", type=Path, required=True, help="results.jsonl or results.csv: one record per "
+                        "input; a rerun skips inputs already in it")
+    parser.add_argument("--concurrency", "-n", type=int, default=4, help="requests in flight")
+    parser.add_argument("--num-frames", type=int, default=None, help="frames per video (server default 32)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="score at or above which an input is flagged")
+    parser.add_argument("--kind", choices=("all", "video", "image"), default="all",
+                        help="which files to pick from folders and globs")
+    parser.add_argument("--timeout", type=float, default=120.0, help="deadline per request, seconds")
+    parser.add_argument("--retries", type=int, default=5, help="sends per request on UNAVAILABLE/DEADLINE_EXCEEDED")
+    parser.add_argument("--ssl", action="store_true", help="TLS to the endpoint (e.g. behind a gateway)")
+    parser.add_argument("--root-certificates", type=Path, help="PEM file of the CA to trust (with --ssl)")
+    parser.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra gRPC metadata on every call, e.g. authorization='Bearer ...' (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Score files over gRPC (or in-process); exit 1 when any input failed."""
+    from dfguard.client.batch import LocalScorer, RemoteScorer, score_files
+    from dfguard.client.grpc_client import Connection, RetryPolicy
+    from dfguard.client.inputs import collect_inputs
+
+    if args.concurrency < 1:
+        raise ValueError(f"--concurrency must be at least 1, got {args.concurrency}")
+    malformed = [h for h in args.header if "=" not in h]
+    if malformed:
+        raise ValueError(f"--header takes NAME=VALUE, got {malformed}")
+    kinds = ("video", "image") if args.kind == "all" else (args.kind,)
+    paths = collect_inputs(args.paths, kinds)
+    if args.local:
+        scorer = LocalScorer(args.local, args.num_frames)
+    else:
+        connection = Connection(args.url, timeout=args.timeout, retry=RetryPolicy(max_attempts=args.retries),
+                                ssl=args.ssl, root_certificates=args.root_certificates,
+                                headers=dict(h.split("=", 1) for h in args.header))
+        scorer = RemoteScorer(connection, args.num_frames)
+    summary = score_files(paths, scorer, args.out, concurrency=args.concurrency, threshold=args.threshold,
+                          progress=not args.no_progress)
+    print(summary.text(args.threshold, args.out))
+    return 1 if summary.failed else 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """The main job on one CPU machine: synthetic data → prepare → train → evaluate → export."""
     from dfguard.demo import run_demo as demo
@@ -292,6 +351,8 @@ COMMANDS: dict[str, Command] = {
                       add_export_arguments, run_export),
     "serve": Command("start tritonserver for the ensemble (127.0.0.1, model control none, admin APIs keyed)",
                      add_serve_arguments, run_serve),
+    "score": Command("score videos and images over gRPC (or --local): one record per input, resumable",
+                     add_score_arguments, run_score),
     "demo": Command("run the end-to-end demo on one CPU machine", add_demo_arguments, run_demo),
 }
 

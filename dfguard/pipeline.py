@@ -31,13 +31,22 @@ class LocalDetector:
                                   self.model.centers.fake.double().numpy(), CLUSTER_SCALE, thresholds.fake,
                                   thresholds.real)
 
-    @torch.no_grad()
     def score(self, video: bytes | Path, num_frames: int = 32) -> tuple[VideoResult, np.ndarray]:
         """The video's result and the indices of the frames it looked at."""
+        frames = read_frames(video, num_frames)
+        return self.score_frames(frames.images), frames.indices
+
+    def score_image(self, image: bytes | Path) -> VideoResult:
+        """One image scored as a one-frame video (what the ``deepfake_image`` ensemble answers)."""
+        from dfguard.image import read_image
+
+        return self.score_frames(read_image(image)[None])
+
+    @torch.no_grad()
+    def score_frames(self, frames: np.ndarray) -> VideoResult:
+        """RGB uint8 frames ``[F, H, W, 3]`` → faces → crops → DCT → model → scores and verdict."""
         from dfguard.train.data import model_inputs
 
-        frames = read_frames(video, num_frames)
-        crops = extract_faces(list(frames.images), self.crop)
+        crops = extract_faces(list(frames), self.crop)
         output = self.model(**model_inputs(crops.faces, crops.parts, self.cutoff))
-        result = self.scorer.score(output.embedding.numpy(), output.logit.numpy(), crops.found)
-        return result, frames.indices
+        return self.scorer.score(output.embedding.numpy(), output.logit.numpy(), crops.found)

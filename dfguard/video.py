@@ -53,27 +53,55 @@ def _open(source: Path | bytes) -> av.container.InputContainer:
     return av.open(str(source), "r")
 
 
-def read_frames(source: Path | bytes, count: int = 32, *, max_frames: int = 100_000) -> Frames:
-    """Decode ``count`` evenly spaced RGB frames of a video file or of its bytes.
+def probe_video(source: Path | bytes, *, max_frames: int = 100_000) -> int:
+    """The number of frames of a video (counted from its packets, nothing decoded).
 
     Raises:
         VideoError: not a video (or a still image), no video stream, zero frames, more than ``max_frames``
-            frames, or a corrupt/truncated file.
+            frames, or a file FFmpeg cannot open.
     """
     try:
         with _open(source) as container:
             stream = _video_stream(container)
             total = sum(1 for packet in container.demux(stream) if packet.size)
-        if total > max_frames:
-            raise VideoError(f"too long: {total} frames (limit {max_frames})")
-        wanted = sample_indices(total, count)
-        images = _decode(source, wanted)
     except av.error.FFmpegError as error:
         raise VideoError(f"not a readable video ({type(error).__name__}: {error.strerror or error})") from error
-    if len(images) < len(wanted):
-        raise VideoError(f"truncated or corrupt video: {total} frames announced, only {len(images)} of the "
-                         f"{len(wanted)} sampled frames could be decoded")
-    return Frames(np.stack(images), wanted, total)
+    if total == 0:
+        raise VideoError("the video has no frames")
+    if total > max_frames:
+        raise VideoError(f"too long: {total} frames (limit {max_frames})")
+    return total
+
+
+def decode_frames(source: Path | bytes, indices: np.ndarray) -> np.ndarray:
+    """The RGB frames ``[F, H, W, 3]`` at ``indices`` (ascending, distinct) of a video already probed.
+
+    Raises:
+        VideoError: a frame could not be decoded (a truncated or corrupt file).
+    """
+    indices = np.asarray(indices)
+    if indices.ndim != 1 or len(indices) == 0 or indices.min() < 0 or np.any(np.diff(indices) <= 0):
+        raise VideoError(f"frame indices must be distinct, ascending and non-negative, got {indices.tolist()}")
+    try:
+        images = _decode(source, indices)
+    except av.error.FFmpegError as error:
+        raise VideoError(f"not a readable video ({type(error).__name__}: {error.strerror or error})") from error
+    if len(images) < len(indices):
+        raise VideoError(f"truncated or corrupt video: only {len(images)} of the {len(indices)} sampled frames "
+                         f"(indices up to {int(indices[-1])}) could be decoded")
+    return np.stack(images)
+
+
+def read_frames(source: Path | bytes, count: int = 32, *, max_frames: int = 100_000) -> Frames:
+    """Decode ``count`` evenly spaced RGB frames of a video file or of its bytes (``probe_video``, then
+    ``decode_frames`` at ``sample_indices``).
+
+    Raises:
+        VideoError: as ``probe_video`` and ``decode_frames``.
+    """
+    total = probe_video(source, max_frames=max_frames)
+    wanted = sample_indices(total, count)
+    return Frames(decode_frames(source, wanted), wanted, total)
 
 
 def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -92,7 +120,7 @@ def _decode(source: Path | bytes, wanted: np.ndarray) -> list[np.ndarray]:
     last = int(wanted[-1])
     images = []
     with _open(source) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         stream.thread_type = "AUTO"
         try:
             for index, frame in enumerate(container.decode(stream)):

@@ -9,14 +9,6 @@ import numpy as np
 from dfguard.kernels import BLOCK, dct_highpass, freq_vector
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """Read an image file as RGB uint8 ``[H, W, 3]`` (grayscale is repeated, alpha dropped)."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
 def plot_dct_map(image: np.ndarray, out: Path, *, cutoff: int = 4, backend: str = "auto", title: str = "") -> None:
     """Save a 4-panel PNG: the image, its DCT high-pass map, per-block coefficient amplitudes, and the mean
     log-amplitude of each of the 64 frequencies (the first half of ``freq_vector``)."""

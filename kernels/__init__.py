@@ -4,7 +4,15 @@ The contract (../DESIGN.md, "Kernel contract"): ``dct_highpass(x, *, cutoff=4, o
 backend="auto")`` and ``freq_vector(x)``.
 """
 
-from .highpass import BACKENDS, FREQ_VECTOR_SIZE, GPU_BACKENDS, available_backends, dct_highpass, freq_vector
+from .highpass import (
+    BACKENDS,
+    FREQ_VECTOR_SIZE,
+    GPU_BACKENDS,
+    array_module,
+    available_backends,
+    dct_highpass,
+    freq_vector,
+)
 from .layout import LUMA_WEIGHTS
 from .operators import BLOCK, block_operator, dct_matrix, low_frequency_mask
 
@@ -14,6 +22,7 @@ __all__ = [
     "FREQ_VECTOR_SIZE",
     "GPU_BACKENDS",
     "LUMA_WEIGHTS",
+    "array_module",
     "available_backends",
     "block_operator",
     "dct_highpass",

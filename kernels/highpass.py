@@ -122,14 +122,14 @@ def freq_vector(x: Any, *, backend: str = "auto") -> Any:
         x = host_array(x)
     elif not type(x).__module__.startswith("cupy"):
         x = _backend_module("cupy").to_cupy(x)
-    xp = _array_module(x)
+    xp = array_module(x)
     layout = describe(tuple(x.shape), x.dtype)
     pad_h, pad_w = layout.padded_height - layout.height, layout.padded_width - layout.width
     if pad_h or pad_w:
         spatial_axes = [(0, pad_h), (0, pad_w), *([(0, 0)] if layout.rgb else [])]
         x = xp.pad(x, [(0, 0)] * len(layout.lead_shape) + spatial_axes, mode="edge")
     coefficients = dct_highpass(x, cutoff=0, output="coefficients", backend=backend)
-    cp = _array_module(coefficients)
+    cp = array_module(coefficients)
     hp, wp = coefficients.shape[-2:]
     blocks = coefficients.reshape(-1, hp // BLOCK, BLOCK, wp // BLOCK, BLOCK)
     amplitude = cp.log1p(cp.abs(blocks))
@@ -139,7 +139,7 @@ def freq_vector(x: Any, *, backend: str = "auto") -> Any:
     return vector.reshape(*layout.lead_shape, FREQ_VECTOR_SIZE)
 
 
-def _array_module(a: Any) -> ModuleType:
+def array_module(a: Any) -> ModuleType:
     """``cupy`` for CuPy arrays, else ``numpy`` (without importing CuPy when it is not already loaded)."""
     module = type(a).__module__
     if module.startswith("cupy"):

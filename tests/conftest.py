@@ -40,3 +40,20 @@ def trained(prepared, tmp_path_factory) -> Path:
     from training_data import build_trained
 
     return build_trained(prepared, tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="session")
+def repository(trained, tmp_path_factory) -> Path:
+    """The model repository with the trained tiny model exported into it."""
+    from training_data import build_repository
+
+    return build_repository(trained, tmp_path_factory.mktemp("repository"))
+
+
+@pytest.fixture(scope="session")
+def served(repository):
+    """The CPU ensemble in a real tritonserver on free ports, shared by the serving and client tests."""
+    from dfguard.serving.server import TritonServer
+
+    with TritonServer(repository) as server:
+        yield server

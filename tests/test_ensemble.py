@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tritonclient.grpc as grpc
@@ -13,20 +10,7 @@ from tritonclient.utils import InferenceServerException
 from dfguard.pipeline import LocalDetector
 from dfguard.serving.server import TritonServer
 from dfguard.train.datasets import load_csv
-from dfguard.train.export import export_repository
 from dfguard.train.synthetic import VideoSpec, write_video
-
-REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
-
-
-@pytest.fixture(scope="module")
-def served(trained, tmp_path_factory):
-    repository = tmp_path_factory.mktemp("repository")
-    shutil.copytree(REPOSITORY, repository, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.onnx", "__pycache__",
-                                                                                              "classifier.json"))
-    export_repository(trained / "best.pt", repository)
-    with TritonServer(repository) as server:
-        yield server
 
 
 def score(server: TritonServer, data: bytes, num_frames: int = 8) -> dict[str, np.ndarray]:
@@ -95,6 +79,42 @@ def test_good_and_bad_requests_together_through_the_ensemble(served, trained, pr
             assert error is not None and error.status() == "StatusCode.INVALID_ARGUMENT", name
             assert re.search(pattern, error.message()), (name, error.message())
     assert grpc.InferenceServerClient(served.grpc_url).is_model_ready("deepfake_video")
+
+
+def score_image(server: TritonServer, data: bytes) -> tuple[float, str]:
+    client = grpc.InferenceServerClient(server.grpc_url)
+    image = grpc.InferInput("IMAGE", [len(data)], "UINT8")
+    image.set_data_from_numpy(np.frombuffer(data, np.uint8))
+    result = client.infer("deepfake_image", [image], client_timeout=60)
+    return float(result.as_numpy("SCORE")[0]), result.as_numpy("VERDICT")[0].decode()
+
+
+def test_image_ensemble_scores_equal_the_in_process_pipeline_and_refuses_non_images(served, trained, prepared):
+    import io
+
+    from PIL import Image
+
+    from dfguard.video import read_frames
+
+    local = LocalDetector(trained / "best.pt")
+    videos = [r for r in load_csv(prepared.parent / "videos" / "manifest.csv") if r.split == "test"][:4]
+    for record in videos:
+        frame = read_frames(record.path, 1).images[0]
+        png = io.BytesIO()
+        Image.fromarray(frame).save(png, format="PNG")
+        remote_score, verdict = score_image(served, png.getvalue())
+        expected = local.score_image(png.getvalue())
+        assert abs(remote_score - expected.video_score) < 1e-3 and verdict == expected.verdict
+    flat = io.BytesIO()
+    Image.fromarray(np.full((96, 96, 3), 128, np.uint8)).save(flat, format="JPEG")
+    remote_score, verdict = score_image(served, flat.getvalue())
+    assert verdict == "no_face" and np.isnan(remote_score)
+    for data, pattern in ((b"", "empty input"), (videos[0].path.read_bytes(), "not an image"),
+                          (png.getvalue()[:200], "truncated or corrupt image")):
+        with pytest.raises(InferenceServerException, match=pattern) as error:
+            score_image(served, data)
+        assert error.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert grpc.InferenceServerClient(served.grpc_url).is_model_ready("deepfake_image")
 
 
 def test_perf_analyzer_sweep_runs_without_errors(served, prepared, tmp_path):

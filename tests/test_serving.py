@@ -25,11 +25,12 @@ MAX_BYTES = 400_000
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The video_decode step served alone, its byte limit lowered so a test can exceed it."""
+    """The ensemble's first two steps served alone, video_probe's byte limit lowered so a test can exceed it."""
     repository = tmp_path_factory.mktemp("repository")
     shutil.copy(REPOSITORY / "_dfguard_env.py", repository)
-    shutil.copytree(REPOSITORY / "video_decode", repository / "video_decode")
-    config = repository / "video_decode" / "configs" / "cpu.pbtxt"
+    for step in ("video_probe", "video_decode"):
+        shutil.copytree(REPOSITORY / step, repository / step)
+    config = repository / "video_probe" / "config.pbtxt"  # no configs/cpu.pbtxt: the server falls back to it
     config.write_text(config.read_text().replace('"536870912"', f'"{MAX_BYTES}"'))
     with TritonServer(repository) as running:
         yield running
@@ -43,13 +44,26 @@ def video(tmp_path_factory) -> bytes:
                        VideoSpec(width=192, height=160, frames=24)).read_bytes()
 
 
-def decode(client: grpc.InferenceServerClient, data: bytes, num_frames: int | None = None) -> grpc.InferResult:
-    inputs = [grpc.InferInput("VIDEO", [len(data)], "UINT8")]
-    inputs[0].set_data_from_numpy(np.frombuffer(data, np.uint8))
+def tensor(name: str, array: np.ndarray, datatype: str) -> grpc.InferInput:
+    """One gRPC input holding ``array``."""
+    wrapped = grpc.InferInput(name, list(array.shape), datatype)
+    wrapped.set_data_from_numpy(array)
+    return wrapped
+
+
+def probe(client: grpc.InferenceServerClient, data: bytes, num_frames: int | None = None) -> np.ndarray:
+    """video_probe's FRAME_INDEX for a video's bytes."""
+    inputs = [tensor("VIDEO", np.frombuffer(data, np.uint8), "UINT8")]
     if num_frames is not None:
-        inputs.append(grpc.InferInput("NUM_FRAMES", [1], "INT32"))
-        inputs[1].set_data_from_numpy(np.array([num_frames], np.int32))
-    return client.infer("video_decode", inputs, client_timeout=60)
+        inputs.append(tensor("NUM_FRAMES", np.array([num_frames], np.int32), "INT32"))
+    return client.infer("video_probe", inputs, client_timeout=60).as_numpy("FRAME_INDEX")
+
+
+def decode(client: grpc.InferenceServerClient, data: bytes, num_frames: int | None = None) -> grpc.InferResult:
+    """video_probe then video_decode, as the ensemble chains them."""
+    indices = probe(client, data, num_frames)
+    return client.infer("video_decode", [tensor("VIDEO", np.frombuffer(data, np.uint8), "UINT8"),
+                                         tensor("FRAME_INDEX", indices, "INT32")], client_timeout=60)
 
 
 def png_bytes() -> bytes:
@@ -63,9 +77,17 @@ def test_decoded_frames_equal_the_in_process_ones(server, video):
     result = decode(client, video, num_frames=6)
     expected = read_frames(video, 6)
     np.testing.assert_array_equal(result.as_numpy("FRAMES"), expected.images)
-    np.testing.assert_array_equal(result.as_numpy("FRAME_INDEX"), expected.indices)
+    np.testing.assert_array_equal(probe(client, video, 6), expected.indices)
     np.testing.assert_array_equal(result.as_numpy("DETECTOR_INPUT"), detector_input(list(expected.images)))
     assert decode(client, video).as_numpy("FRAMES").shape[0] == 24  # default 32, the video has 24
+
+
+def test_decoding_frames_the_video_does_not_have_is_a_named_error(server, video):
+    client = grpc.InferenceServerClient(server.grpc_url)
+    with pytest.raises(InferenceServerException, match=r"truncated or corrupt video: only 2 of the 3") as error:
+        client.infer("video_decode", [tensor("VIDEO", np.frombuffer(video, np.uint8), "UINT8"),
+                                      tensor("FRAME_INDEX", np.array([0, 23, 24], np.int32), "INT32")])
+    assert error.value.status() == "StatusCode.INVALID_ARGUMENT"
 
 
 BAD_INPUTS = {
@@ -97,7 +119,7 @@ def test_bad_requests_fail_alone_with_a_named_error_and_the_server_stays_ready(s
             assert error is not None, name
             assert error.status() == "StatusCode.INVALID_ARGUMENT", (name, error.status())
             assert re.search(pattern, error.message()), (name, error.message())
-    assert client.is_server_ready() and client.is_model_ready("video_decode")
+    assert client.is_server_ready() and client.is_model_ready("video_probe") and client.is_model_ready("video_decode")
     with pytest.raises(InferenceServerException, match=r"NUM_FRAMES must be in 1\.\.256"):
         decode(client, video, 0)
 
@@ -111,7 +133,7 @@ def test_secure_defaults(server):
     with pytest.raises(InferenceServerException, match="restricted"):
         client.get_model_repository_index()
     assert [m.name for m in client.get_model_repository_index(headers=server.admin_headers()).models] == [
-        "video_decode"]
+        "video_decode", "video_probe"]
     with pytest.raises(InferenceServerException, match="not allowed"):
         client.unload_model("video_decode", headers=server.admin_headers())
     assert client.is_model_ready("video_decode")

@@ -27,3 +27,12 @@ def build_trained(prepared: Path, run: Path) -> Path:
 
     Trainer(load_preset("tiny", (f"data.methods=[{', '.join(SEEN)}]",)), prepared, run, progress=False).run()
     return run
+
+
+def build_repository(trained: Path, repository: Path) -> Path:
+    """A copy of the source tree's model repository with the trained model exported into it."""
+    from dfguard.train.export import export_repository
+
+    template = Path(__file__).resolve().parents[1] / "model_repository"
+    export_repository(trained / "best.pt", repository, template=template)
+    return repository

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dfguard.faces.crops import FLIP_KEYPOINTS, PART_KEYPOINTS
-from dfguard.kernels import dct_highpass, freq_vector
+from dfguard.kernels import array_module, dct_highpass, freq_vector
 
 from .prepare import PreparedVideo, read_manifest
 
@@ -25,8 +25,9 @@ FLIPPED_PARTS = [PART_KEYPOINTS.index(FLIP_KEYPOINTS[k]) for k in PART_KEYPOINTS
 
 
 def frequency_features(faces: np.ndarray, cutoff: int) -> tuple[np.ndarray, np.ndarray]:
-    """DCT high-pass maps ``[B, 1, S, S]`` and frequency vectors ``[B, 128]`` of uint8 faces ``[B, 3, S, S]``."""
-    rgb = np.ascontiguousarray(faces.transpose(0, 2, 3, 1))
+    """DCT high-pass maps ``[B, 1, S, S]`` and frequency vectors ``[B, 128]`` of uint8 faces ``[B, 3, S, S]``
+    (NumPy arrays on the CPU kernel, CuPy arrays on the GPU one; the result lives where the input does)."""
+    rgb = array_module(faces).ascontiguousarray(faces.transpose(0, 2, 3, 1))
     return dct_highpass(rgb, cutoff=cutoff)[:, None], freq_vector(rgb)
 
 

@@ -150,13 +150,25 @@ REPOSITORY_STEPS = {"face_detector": "face_detector.onnx", "rgb_stream": "rgb_st
                     "freq_stream": "freq_stream.onnx", "fusion": "fusion.onnx"}
 
 
-def export_repository(checkpoint: Path, repository: Path, **options: object) -> dict:
-    """Export into a Triton model repository (the source tree's ``model_repository/`` or a copy of it): each ONNX
-    file becomes ``<step>/1/model.onnx`` and ``classifier.json`` goes to the repository's root."""
+def export_repository(checkpoint: Path, repository: Path, *, target: str = "cpu", template: Path | None = None,
+                      **options: object) -> dict:
+    """Export into a Triton model repository (the source tree's ``model_repository/``, or ``template`` copied to
+    ``repository`` first, without its built artifacts): each ONNX file becomes ``<step>/1/model.onnx`` and
+    ``classifier.json`` goes to the repository's root. ``target="gpu"`` also builds ``<step>/1/model.plan`` with
+    TensorRT, and stops before exporting anything when TensorRT is missing (``TensorRTMissingError``)."""
     import shutil
     import tempfile
 
+    from .tensorrt import build_plan, require_tensorrt
+
+    if target not in ("cpu", "gpu"):
+        raise ValueError(f"target must be cpu or gpu, got {target!r}")
+    if target == "gpu":
+        require_tensorrt()
     repository = Path(repository)
+    if template is not None:
+        shutil.copytree(template, repository, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*.onnx", "*.plan", "__pycache__", "classifier.json"))
     missing = [step for step in REPOSITORY_STEPS if not (repository / step / "configs" / "cpu.pbtxt").is_file()]
     if missing:
         raise FileNotFoundError(f"{repository} is not a deepfake-guard model repository: no configs for {missing}")
@@ -169,5 +181,8 @@ def export_repository(checkpoint: Path, repository: Path, **options: object) -> 
         for step, name in REPOSITORY_STEPS.items():
             (repository / step / "1").mkdir(parents=True, exist_ok=True)
             shutil.copy(Path(scratch) / name, repository / step / "1" / "model.onnx")
+            if target == "gpu":
+                build_plan(repository / step / "1" / "model.onnx", repository / step / "1" / "model.plan",
+                           max_batch=int(options.get("max_batch", 256)))
         shutil.copy(Path(scratch) / "classifier.json", repository / "classifier.json")
     return parameters

@@ -119,13 +119,14 @@ def source_photos() -> list[SourcePhoto]:
 
 @dataclass(frozen=True)
 class VideoSpec:
-    """What to render: size, length, frame rate and H.264 quality (CRF)."""
+    """What to render: size, length, frame rate, codec (a key of ``CODECS``) and quality (CRF)."""
 
     width: int = 256
     height: int = 256
     frames: int = 16
     fps: int = 25
     crf: int = 20
+    codec: str = "h264"
 
 
 def camera_path(photo: SourcePhoto, spec: VideoSpec, rng: np.random.Generator) -> list[np.ndarray]:
@@ -191,13 +192,23 @@ def forge(frames: list[np.ndarray], boxes: list[np.ndarray], family_name: str,
     return out
 
 
+# codec → (FFmpeg encoder, its options beside the CRF); the container follows the file's suffix (.mp4, .webm)
+CODECS = {
+    "h264": ("libx264", {"preset": "veryfast"}),  # FaceForensics++ and Celeb-DF are H.264
+    "vp9": ("libvpx-vp9", {"b:v": "0", "deadline": "realtime", "cpu-used": "8"}),  # what DALI's CPU decoder reads
+}
+
+
 def write_video(path: Path, frames: list[np.ndarray], spec: VideoSpec) -> Path:
-    """Encode RGB frames as H.264 (yuv420p) in an MP4 with PyAV."""
+    """Encode RGB frames (yuv420p) with PyAV in the codec of ``spec`` and the container of ``path``'s suffix."""
+    if spec.codec not in CODECS:
+        raise ValueError(f"unknown codec {spec.codec!r}; known: {sorted(CODECS)}")
+    encoder, options = CODECS[spec.codec]
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=spec.fps)
+        stream = container.add_stream(encoder, rate=spec.fps)
         stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
-        stream.options = {"crf": str(spec.crf), "preset": "veryfast"}
+        stream.options = {"crf": str(spec.crf), **options}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dfguard.faces.detect import detector_input
-from dfguard.video import VideoError, read_frames
+from dfguard.video import VideoError, decode_frames, probe_video, sample_indices
 
 
 def _pb() -> Any:
@@ -35,9 +35,10 @@ def invalid(message: str) -> Any:
     return pb.InferenceResponse(error=pb.TritonError(message, pb.TritonError.INVALID_ARG))
 
 
-class VideoDecode:
-    """``VIDEO`` (the file's bytes) and optional ``NUM_FRAMES`` → ``FRAMES [F, H, W, 3]``, ``FRAME_INDEX [F]``
-    (frames spread evenly over the whole video) and ``DETECTOR_INPUT [F, 3, 128, 128]``."""
+class VideoProbe:
+    """``VIDEO`` (the file's bytes) and optional ``NUM_FRAMES`` → ``FRAME_INDEX [F]``: the frames to decode,
+    spread evenly over the whole video. Reads the container only (nothing decoded) and refuses what is not a
+    usable video, so the decoder, DALI's included, only ever sees files that open and have frames."""
 
     def initialize(self, args: dict[str, str]) -> None:
         settings = parameters(args)
@@ -47,9 +48,9 @@ class VideoDecode:
         self.max_bytes = int(settings.get("max_bytes", 512 * 2**20))
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        return [self.decode(request) for request in requests]  # one video per request: nothing to batch here
+        return [self.probe(request) for request in requests]  # one video per request: nothing to batch here
 
-    def decode(self, request: Any) -> Any:
+    def probe(self, request: Any) -> Any:
         """One request's response (or its INVALID_ARG error)."""
         pb = _pb()
         video = pb.get_input_tensor_by_name(request, "VIDEO").as_numpy()
@@ -60,13 +61,63 @@ class VideoDecode:
         if not 1 <= count <= self.max_frames:
             return invalid(f"NUM_FRAMES must be in 1..{self.max_frames}, got {count}")
         try:
-            frames = read_frames(video.tobytes(), count, max_frames=self.max_video_frames)
-            detector = detector_input(list(frames.images))
+            total = probe_video(video.tobytes(), max_frames=self.max_video_frames)
+        except VideoError as error:
+            return invalid(f"bad video: {error}")
+        return pb.InferenceResponse([pb.Tensor("FRAME_INDEX", sample_indices(total, count).astype(np.int32))])
+
+
+class VideoDecode:
+    """``VIDEO`` and ``FRAME_INDEX`` → ``FRAMES [F, H, W, 3]`` and ``DETECTOR_INPUT [F, 3, 128, 128]`` with PyAV
+    (the CPU twin of the DALI pipeline in ``dfguard.serving.dali_pipeline``)."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        pass  # stateless: PyAV opens each video afresh
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        return [self.decode(request) for request in requests]
+
+    def decode(self, request: Any) -> Any:
+        """One request's response (or its INVALID_ARG error)."""
+        pb = _pb()
+        video = pb.get_input_tensor_by_name(request, "VIDEO").as_numpy()
+        indices = pb.get_input_tensor_by_name(request, "FRAME_INDEX").as_numpy().reshape(-1)
+        try:
+            frames = decode_frames(video.tobytes(), indices)
+            detector = detector_input(list(frames))
         except (VideoError, ValueError) as error:
             return invalid(f"bad video: {error}")
-        return pb.InferenceResponse([pb.Tensor("FRAMES", frames.images),
-                                     pb.Tensor("FRAME_INDEX", frames.indices.astype(np.int32)),
-                                     pb.Tensor("DETECTOR_INPUT", detector)])
+        return pb.InferenceResponse([pb.Tensor("FRAMES", frames), pb.Tensor("DETECTOR_INPUT", detector)])
+
+
+class ImageDecode:
+    """``IMAGE`` (an encoded image's bytes) → ``FRAMES [1, H, W, 3]`` and ``DETECTOR_INPUT [1, 3, 128, 128]``: a
+    one-frame video for the steps ``deepfake_image`` shares with ``deepfake_video``."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        from dfguard.image import MAX_PIXELS
+
+        settings = parameters(args)
+        self.max_bytes = int(settings.get("max_bytes", 64 * 2**20))
+        self.max_pixels = int(settings.get("max_pixels", MAX_PIXELS))
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        return [self.decode(request) for request in requests]
+
+    def decode(self, request: Any) -> Any:
+        """One request's response (or its INVALID_ARG error)."""
+        from dfguard.image import ImageError, read_image
+
+        pb = _pb()
+        data = pb.get_input_tensor_by_name(request, "IMAGE").as_numpy()
+        if data.size > self.max_bytes:
+            return invalid(f"image too large: {data.size} bytes (limit {self.max_bytes})")
+        try:
+            image = read_image(data.tobytes(), max_pixels=self.max_pixels)
+            detector = detector_input([image])
+        except (ImageError, ValueError) as error:
+            return invalid(f"bad image: {error}")
+        return pb.InferenceResponse([pb.Tensor("FRAMES", image[None]), pb.Tensor("DETECTOR_INPUT", detector)])
 
 
 def classifier_parameters(args: dict[str, str]) -> dict:
@@ -135,24 +186,45 @@ class FaceCrop:
 
 
 class DctHighpass:
-    """``FACES`` → ``DCT_MAP [F, 1, S, S]`` and ``FREQ_VECTOR [F, 128]`` (Numba kernel), all requests at once."""
+    """``FACES`` → ``DCT_MAP [F, 1, S, S]`` and ``FREQ_VECTOR [F, 128]``, all requests at once. On a ``KIND_CPU``
+    instance the Numba kernel; on ``KIND_GPU`` the CuPy kernel, tensors in and out by DLPack (no host copy)."""
 
     def initialize(self, args: dict[str, str]) -> None:
         self.cutoff = int(classifier_parameters(args)["cutoff"])
+        self.gpu = args.get("model_instance_kind") == "GPU"
+        if self.gpu:
+            import cupy
+
+            cupy.cuda.Device(int(args["model_instance_device_id"])).use()
 
     def execute(self, requests: list[Any]) -> list[Any]:
+        from dfguard.kernels import array_module
         from dfguard.train.data import frequency_features
 
-        pb = _pb()
-        faces = [pb.get_input_tensor_by_name(r, "FACES").as_numpy() for r in requests]
-        dct_map, vector = frequency_features(np.concatenate(faces), self.cutoff)
+        faces = [self._faces(r) for r in requests]
+        xp = array_module(faces[0])
+        dct_map, vector = frequency_features(xp.concatenate(faces), self.cutoff)
         responses, start = [], 0
         for batch in faces:
             end = start + len(batch)
-            responses.append(pb.InferenceResponse([pb.Tensor("DCT_MAP", dct_map[start:end]),
-                                                   pb.Tensor("FREQ_VECTOR", vector[start:end])]))
+            responses.append(_pb().InferenceResponse([self._tensor("DCT_MAP", dct_map[start:end]),
+                                                      self._tensor("FREQ_VECTOR", vector[start:end])]))
             start = end
         return responses
+
+    def _faces(self, request: Any) -> Any:
+        tensor = _pb().get_input_tensor_by_name(request, "FACES")
+        if not self.gpu:
+            return tensor.as_numpy()
+        import cupy
+
+        if tensor.is_cpu():  # face_crop runs on the CPU: its crops arrive in host memory
+            return cupy.asarray(tensor.as_numpy())
+        return cupy.from_dlpack(tensor.to_dlpack())  # already on the device: shared, not copied
+
+    def _tensor(self, name: str, array: Any) -> Any:
+        pb = _pb()
+        return pb.Tensor.from_dlpack(name, array) if self.gpu else pb.Tensor(name, array)
 
 
 class ClusterClassifier:

@@ -1,4 +1,4 @@
-"""cluster_classifier, CPU variant: scores and verdict; the logic is dfguard.serving.steps.ClusterClassifier."""
+"""cluster_classifier, both variants: scores and verdict; the logic is dfguard.serving.steps.ClusterClassifier."""
 
 import pathlib
 import runpy

@@ -1,4 +1,4 @@
-"""dct_highpass, CPU variant: blockwise DCT with the Numba kernel; the logic is dfguard.serving.steps.DctHighpass."""
+"""dct_highpass: Numba kernel on KIND_CPU, CuPy kernel on KIND_GPU; the logic is dfguard.serving.steps.DctHighpass."""
 
 import pathlib
 import runpy

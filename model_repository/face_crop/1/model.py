@@ -1,4 +1,4 @@
-"""face_crop, CPU variant: face and part crops (crop_step); the logic is dfguard.serving.steps.FaceCrop."""
+"""face_crop, both variants: face and part crops (crop_step); the logic is dfguard.serving.steps.FaceCrop."""
 
 import pathlib
 import runpy

@@ -1,0 +1,30 @@
+# deepfake-guard, GPU variant: NVIDIA's Triton image (DALI, TensorRT and Python backends; NVDEC) + our package.
+# 25.10 or later: the tritonserver 2.51 inside the nvidia-pytriton wheel has CVEs fixed in 25.07/25.10.
+#
+#   docker build -t deepfake-guard:gpu .
+#   # TensorRT plans only run on the GPU and TensorRT version that built them: build them on the serving machine
+#   docker run --rm --gpus all -v $PWD/runs/tiny:/weights -v dfguard-models:/models deepfake-guard:gpu \
+#       dfguard export /weights/best.pt --repository /models --target gpu
+#   docker run --rm --gpus all -p 127.0.0.1:8001:8001 -v dfguard-models:/models deepfake-guard:gpu
+ARG TRITON_VERSION=25.10
+
+# trtexec comes from the TensorRT image of the same NGC release, so its TensorRT is the one Triton links.
+FROM nvcr.io/nvidia/tensorrt:${TRITON_VERSION}-py3 AS tensorrt
+
+FROM nvcr.io/nvidia/tritonserver:${TRITON_VERSION}-py3
+COPY --from=tensorrt /usr/src/tensorrt/bin/trtexec /usr/local/bin/trtexec
+ENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_NO_CACHE_DIR=1
+WORKDIR /opt/deepfake-guard
+COPY setup.py pyproject.toml README.md ./
+COPY dfguard dfguard
+COPY kernels kernels
+COPY train train
+COPY client client
+# DALI itself comes with the image's DALI backend (autoserialization uses it): only CuPy is added.
+RUN python3 -m pip install . "cupy-cuda12x>=13"
+# The repository: configs, Python-backend models and the DALI definition; dfguard export adds ONNX files, plans
+# and classifier.json (a volume on /models keeps them).
+COPY model_repository /models
+# Listens on all interfaces inside the container; publish the ports on 127.0.0.1 (as above) unless you mean it.
+EXPOSE 8000 8001 8002
+CMD ["dfguard", "serve", "--target", "gpu", "--repository", "/models", "--host", "0.0.0.0"]

@@ -1,0 +1,135 @@
+"""The model repository's two variants agree (same models, tensor names, types and shapes; identical ensembles),
+and the GPU export builds TensorRT plans or says why it cannot."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from dfguard.onnx_export import export_onnx
+from dfguard.train.tensorrt import batch_profile, tensorrt_builder, trtexec_command
+
+REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
+ENSEMBLES = ("deepfake_video", "deepfake_image")
+
+
+def load(path: Path) -> model_config_pb2.ModelConfig:
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+def variant(model: str, target: str) -> model_config_pb2.ModelConfig:
+    """The config tritonserver loads for ``target``: cpu reads configs/cpu.pbtxt and falls back to config.pbtxt."""
+    cpu = REPOSITORY / model / "configs" / "cpu.pbtxt"
+    return load(cpu if target == "cpu" and cpu.is_file() else REPOSITORY / model / "config.pbtxt")
+
+
+def tensors(config: model_config_pb2.ModelConfig) -> dict[str, tuple[int, list[list[int]]]]:
+    """name → (data type, the shapes an ensemble can pass). Between a non-batching step and a batching one,
+    Triton passes ``dims`` (a batch of 1 added or stripped: DALI's one video) or ``[B] + dims`` (the leading
+    dimension becomes the batch: a video's frames through a TensorRT plan)."""
+    found = {}
+    for tensor in [*config.input, *config.output]:
+        dims = list(tensor.reshape.shape) if tensor.HasField("reshape") else list(tensor.dims)
+        found[tensor.name] = (tensor.data_type, [dims, [-1, *dims]] if config.max_batch_size > 0 else [dims])
+    return found
+
+
+def compatible(cpu: list[list[int]], gpu: list[list[int]]) -> bool:
+    """Some shape of one side matches some shape of the other (-1 matches any size)."""
+    return any(len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b, strict=True))
+               for a in cpu for b in gpu)
+
+
+MODELS = sorted(p.parent.name for p in REPOSITORY.glob("*/config.pbtxt") if p.parent.name not in ENSEMBLES)
+
+
+def test_every_model_has_a_gpu_config_and_the_ensembles_use_them_all():
+    used = set()
+    for ensemble in ENSEMBLES:
+        config = load(REPOSITORY / ensemble / "config.pbtxt")
+        assert config.platform == "ensemble" and not (REPOSITORY / ensemble / "configs").exists()
+        used |= {step.model_name for step in config.ensemble_scheduling.step}
+    models_with_a_cpu_config = {p.parts[-3] for p in REPOSITORY.glob("*/configs/cpu.pbtxt")}
+    assert models_with_a_cpu_config <= set(MODELS) and used == set(MODELS)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_cpu_and_gpu_variants_have_the_same_tensors(model):
+    cpu, gpu = tensors(variant(model, "cpu")), tensors(variant(model, "gpu"))
+    assert cpu.keys() == gpu.keys()
+    for name in cpu:
+        assert cpu[name][0] == gpu[name][0], name
+        assert compatible(cpu[name][1], gpu[name][1]), (name, cpu[name][1], gpu[name][1])
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_step_input_is_fed_with_a_matching_tensor(model):
+    """Each ensemble step's inputs come from an ensemble input or an earlier step's output of the same type."""
+    for ensemble in ENSEMBLES:
+        config = load(REPOSITORY / ensemble / "config.pbtxt")
+        produced = {t.name: t.data_type for t in config.input}
+        for step in config.ensemble_scheduling.step:
+            for target in ("cpu", "gpu"):
+                step_tensors = tensors(variant(step.model_name, target))
+                for key, value in step.input_map.items():
+                    assert produced[value] == step_tensors[key][0], (ensemble, step.model_name, key)
+            produced |= {value: tensors(variant(step.model_name, "cpu"))[key][0]
+                         for key, value in step.output_map.items()}
+
+
+def test_gpu_batch_sizes_hold_the_largest_video():
+    largest = int(load(REPOSITORY / "video_probe" / "config.pbtxt").parameters["max_frames"].string_value)
+    for model in MODELS:
+        config = variant(model, "gpu")
+        if config.platform == "tensorrt_plan":
+            assert config.max_batch_size >= largest, model
+            assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+
+
+def test_dali_pipeline_batch_size_is_the_configs():
+    config = variant("video_decode", "gpu")
+    assert config.backend == "dali"
+    tree = ast.parse((REPOSITORY / "video_decode" / "1" / "dali.py").read_text())
+    decorator = next(d for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) for d in node.decorator_list
+                     if isinstance(d, ast.Call) and getattr(d.func, "id", "") == "pipeline_def")
+    batch_size = next(k.value.value for k in decorator.keywords if k.arg == "batch_size")
+    assert batch_size == config.max_batch_size
+
+
+def test_batch_profile_spans_one_to_max_batch_over_the_graphs_inputs(tmp_path):
+    class TwoInputs(torch.nn.Module):
+        def forward(self, faces: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+            return faces.float().mean(dim=(1, 2, 3)) + vector.sum(dim=1)
+
+    inputs = {"FACES": np.zeros((2, 3, 16, 16), np.uint8), "VECTOR": np.ones((2, 128), np.float32)}
+    path = export_onnx(TwoInputs(), {k: torch.from_numpy(v) for k, v in inputs.items()}, tmp_path / "m.onnx",
+                       output_names=["OUT"], checks=[inputs], max_batch=64)
+    profile = batch_profile(path, 64)
+    assert profile == {"FACES": ((1, 3, 16, 16), (16, 3, 16, 16), (64, 3, 16, 16)),
+                       "VECTOR": ((1, 128), (16, 128), (64, 128))}
+    command = trtexec_command(path, tmp_path / "m.plan", profile, fp16=True)
+    assert "--minShapes=FACES:1x3x16x16,VECTOR:1x128" in command and "--maxShapes=FACES:64x3x16x16,VECTOR:64x128" \
+        in command and "--fp16" in command
+
+
+@pytest.mark.skipif(tensorrt_builder() is not None, reason="TensorRT is installed here")
+def test_gpu_export_without_tensorrt_says_so_and_writes_nothing(trained, tmp_path):
+    repository = tmp_path / "repository"
+    for step in ("face_detector", "rgb_stream", "freq_stream", "fusion"):
+        (repository / step / "configs").mkdir(parents=True)
+        (repository / step / "configs" / "cpu.pbtxt").write_text((REPOSITORY / step / "configs" / "cpu.pbtxt")
+                                                                  .read_text())
+    command = [str(Path(sys.executable).with_name("dfguard")), "export", str(trained / "best.pt"),
+               "--repository", str(repository), "--target", "gpu"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "TensorRT is not installed" in done.stderr
+    assert not list(repository.rglob("*.plan")) and not list(repository.rglob("*.onnx"))
