@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dfguard-installed
 
-.PHONY: test demo lint bench-kernels clean
+.PHONY: test demo lint bench-kernels bench-pipeline bench-perf clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ lint: $(STAMP)
 
 bench-kernels: $(STAMP)
 	$(BIN)/python -m benchmarks.kernels
+
+bench-pipeline: $(STAMP)
+	$(BIN)/python -m benchmarks.pipeline
+
+bench-perf: $(STAMP)
+	$(BIN)/python -m benchmarks.perf
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,1 +1,6 @@
-"""gRPC client for the Triton ensembles and batch scoring (issue 6)."""
+"""Clients of the Triton ensembles: ``DeepfakeClient`` (blocking), ``AsyncDeepfakeClient`` (``asyncio``), and
+batch scoring (``dfguard score``: ``client.batch``)."""
+
+from .grpc_client import AsyncDeepfakeClient, Connection, DeepfakeClient, RetryPolicy, Score, ScoringError
+
+__all__ = ["AsyncDeepfakeClient", "Connection", "DeepfakeClient", "RetryPolicy", "Score", "ScoringError"]

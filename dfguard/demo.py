@@ -7,7 +7,6 @@ videos over gRPC and report their AUC.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 SEEN, UNSEEN = ("nearest", "transposed_conv"), ("bilinear", "pixel_shuffle")
@@ -19,23 +18,16 @@ def score_over_grpc(repository: Path, records: list, num_frames: int = 8) -> Pat
     import csv
 
     import numpy as np
-    import tritonclient.grpc as grpc
     from sklearn.metrics import roc_auc_score
 
+    from dfguard.client import DeepfakeClient
     from dfguard.serving.server import TritonServer
 
     rows = []
-    with TritonServer(repository.resolve()) as server:
-        client = grpc.InferenceServerClient(server.grpc_url)
+    with TritonServer(repository.resolve()) as server, DeepfakeClient(server.grpc_url, timeout=120) as client:
         for record in records:
-            data = record.path.read_bytes()
-            video = grpc.InferInput("VIDEO", [len(data)], "UINT8")
-            video.set_data_from_numpy(np.frombuffer(data, np.uint8))
-            count = grpc.InferInput("NUM_FRAMES", [1], "INT32")
-            count.set_data_from_numpy(np.array([num_frames], np.int32))
-            result = client.infer("deepfake_video", [video, count], client_timeout=120)
-            rows.append((record.video_id, record.method, record.label, float(result.as_numpy("VIDEO_SCORE")[0]),
-                         result.as_numpy("VERDICT")[0].decode()))
+            result = client.score_video(record.path, num_frames)
+            rows.append((record.video_id, record.method, record.label, result.score, result.verdict))
     path = repository.parent / "served_scores.csv"
     with path.open("w", newline="") as handle:
         csv.writer(handle).writerows([("video", "method", "label", "video_score", "verdict"), *rows])
@@ -75,9 +67,7 @@ def run_demo(out: Path, *, videos_per_class: int = 16, frames: int = 8, quick: b
     print((out / "eval" / "metrics.md").read_text(), end="")
     print("5/6 export the ONNX models into a model repository (each checked against PyTorch)")
     repository = out / "repository"
-    shutil.copytree(template, repository, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("*.onnx", "__pycache__", "classifier.json"))
-    export_repository(best, repository)
+    export_repository(best, repository, template=template)
     print("6/6 serve the deepfake_video ensemble (CPU variant) and score the test videos over gRPC")
     served = score_over_grpc(repository, [r for r in load_csv(manifest) if r.split == "test"])
     paths = {"ROC plot": out / "eval" / "roc.png", "metrics": out / "eval" / "metrics.json",

@@ -1,0 +1,85 @@
+"""The obvious script a user would write instead of deepfake-guard, the baseline of the pipeline benchmark.
+
+One video at a time: PyAV decodes every frame and keeps ``num_frames`` spread over the video, mediapipe's
+FaceDetection runs frame by frame, OpenCV cuts the face and part crops, SciPy computes the blockwise DCT, and the
+trained model runs in PyTorch eager. Same libraries and the same model as ours, no serving, no batching tricks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import scipy.fft
+import torch
+
+
+class ObviousScript:
+    """``score(path) -> (video score, faces found)`` the straightforward way (see the module docstring)."""
+
+    def __init__(self, checkpoint: Path, num_frames: int) -> None:
+        import mediapipe as mp
+
+        from dfguard.train.evaluate import load_checkpoint
+
+        self.model, config, _ = load_checkpoint(checkpoint)
+        self.model.eval()
+        self.size, self.part = config.model.image_size, config.model.part_size
+        self.cutoff = config.model.freq.cutoff if config.model.freq else 4
+        self.num_frames = num_frames
+        self.detector = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
+
+    def frames(self, path: Path) -> list[np.ndarray]:
+        """Decode the whole video, keep ``num_frames`` evenly spaced frames."""
+        with av.open(str(path)) as container:
+            every = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        picks = np.unique(np.round(np.linspace(0, len(every) - 1, self.num_frames)).astype(int))
+        return [every[k] for k in picks]
+
+    def crops(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The first face, square ×1.3, and 64-px squares around the eyes, nose tip and mouth; None without one."""
+        found = self.detector.process(frame).detections
+        if not found:
+            return None
+        height, width = frame.shape[:2]
+        box = found[0].location_data.relative_bounding_box
+        cx, cy = (box.xmin + box.width / 2) * width, (box.ymin + box.height / 2) * height
+        half = 1.3 * max(box.width * width, box.height * height) / 2
+        face = self.square(frame, cx, cy, half, self.size)
+        keypoints = found[0].location_data.relative_keypoints[:4]
+        parts = [self.square(frame, k.x * width, k.y * height, half / 4, self.part) for k in keypoints]
+        return face.transpose(2, 0, 1), np.stack(parts).transpose(0, 3, 1, 2)
+
+    @staticmethod
+    def square(frame: np.ndarray, cx: float, cy: float, half: float, size: int) -> np.ndarray:
+        """A square around (cx, cy), padded with black where it leaves the frame, resized to ``size``."""
+        x0, y0, side = round(cx - half), round(cy - half), max(2, round(2 * half))
+        padded = cv2.copyMakeBorder(frame, side, side, side, side, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        return cv2.resize(padded[y0 + side:y0 + 2 * side, x0 + side:x0 + 2 * side], (size, size),
+                          interpolation=cv2.INTER_AREA)
+
+    def dct_features(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """High-pass maps and 128-d frequency vectors with SciPy's DCT on 8×8 blocks."""
+        gray = faces.astype(np.float32).transpose(0, 2, 3, 1) @ np.array([0.299, 0.587, 0.114], np.float32)
+        count, size = gray.shape[0], gray.shape[1]
+        blocks = gray.reshape(count, size // 8, 8, size // 8, 8).transpose(0, 1, 3, 2, 4)
+        coefficients = scipy.fft.dctn(blocks, axes=(-2, -1), norm="ortho")
+        amplitude = np.log1p(np.abs(coefficients)).reshape(count, -1, 64)
+        vector = np.concatenate([amplitude.mean(1), amplitude.std(1)], axis=1).astype(np.float32)
+        coefficients[..., : self.cutoff, : self.cutoff] = 0
+        highpass = scipy.fft.idctn(coefficients, axes=(-2, -1), norm="ortho")
+        return highpass.transpose(0, 1, 3, 2, 4).reshape(count, 1, size, size).astype(np.float32), vector
+
+    @torch.no_grad()
+    def score(self, path: Path) -> tuple[float, int]:
+        """Mean P(fake) over the frames with a face (NaN without any), and how many faces were found."""
+        crops = [c for c in map(self.crops, self.frames(path)) if c is not None]
+        if not crops:
+            return float("nan"), 0
+        faces, parts = np.stack([c[0] for c in crops]), np.stack([c[1] for c in crops])
+        dct_map, vector = self.dct_features(faces)
+        output = self.model(torch.from_numpy(faces), torch.from_numpy(parts), torch.from_numpy(dct_map),
+                            torch.from_numpy(vector))
+        return float(torch.sigmoid(output.logit).mean()), len(crops)

@@ -1,0 +1,172 @@
+"""``dfguard score``: score many videos and images, N in flight, one record per input, resumable.
+
+A scorer turns ``(path, bytes)`` into a ``Score``: over gRPC (``RemoteScorer``, one client per worker thread) or
+in-process (``LocalScorer``, the PyTorch pipeline, for users without a server). Workers read, hash and score;
+only the main thread writes records, so the results file never sees two writers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .grpc_client import Connection, DeepfakeClient, Score
+from .inputs import media_kind
+from .results import Record, ResultsFile
+
+
+class RemoteScorer:
+    """Scores over gRPC with a ``DeepfakeClient`` per thread."""
+
+    def __init__(self, connection: Connection, num_frames: int | None = None) -> None:
+        self.connection, self.num_frames = connection, num_frames
+        self._local = threading.local()
+
+    def __call__(self, kind: str, data: bytes) -> Score:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = DeepfakeClient(self.connection)
+        return client.score_video(data, self.num_frames) if kind == "video" else client.score_image(data)
+
+
+class LocalScorer:
+    """Scores in this process with a training checkpoint (``dfguard.pipeline.LocalDetector``)."""
+
+    def __init__(self, checkpoint: Path, num_frames: int | None = None) -> None:
+        from dfguard.pipeline import LocalDetector
+
+        self.detector, self.num_frames = LocalDetector(checkpoint), num_frames or 32
+        self.model = f"local:{Path(checkpoint).name}"
+        self._lock = threading.Lock()  # one model, one forward at a time
+
+    def __call__(self, kind: str, data: bytes) -> Score:
+        import numpy as np
+
+        with self._lock:
+            if kind == "video":
+                result, index = self.detector.score(data, self.num_frames)
+            else:
+                result, index = self.detector.score_image(data), np.zeros(1, np.int64)
+        return Score(result.video_score, result.verdict, result.frame_scores.astype(np.float32), index,
+                     self.model, "")
+
+
+Scorer = Callable[[str, bytes], Score]
+
+
+@dataclass
+class Summary:
+    """What a run did: counts by status over all inputs (skipped ones by their earlier record), flagged ones,
+    and the speed of what was scored now."""
+
+    total: int = 0
+    skipped: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "no_face": 0, "error": 0})
+    flagged: int = 0
+    scored: int = 0
+    seconds: float = 0.0
+
+    def add(self, record: Record, *, skipped: bool) -> None:
+        """Count one input's record."""
+        self.total += 1
+        self.skipped += skipped
+        self.scored += not skipped
+        self.counts[record.status] += 1
+        self.flagged += bool(record.flagged)
+
+    @property
+    def failed(self) -> bool:
+        """Any input ended in an error."""
+        return self.counts["error"] > 0
+
+    def text(self, threshold: float, out: Path) -> str:
+        """A few lines for the terminal."""
+        rate = self.scored / self.seconds if self.seconds > 0 else 0.0
+        return (f"{self.total} inputs: {self.counts['ok']} scored, {self.counts['no_face']} without a face, "
+                f"{self.counts['error']} failed; {self.flagged} flagged (score ≥ {threshold}).\n"
+                f"{self.scored} scored now in {self.seconds:.1f} s ({rate:.2f}/s), {self.skipped} already in "
+                f"{out}.")
+
+
+def sha256_of(data: bytes) -> str:
+    """The content hash that, with the path, identifies an input across runs."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_record(path: Path, digest: str, kind: str, outcome: Score | Exception, seconds: float,
+                threshold: float) -> Record:
+    """The record of one input: its score, or the error that stopped it."""
+    if isinstance(outcome, Exception):
+        message = str(outcome) or type(outcome).__name__
+        attempts = getattr(outcome, "attempts", None)
+        return Record(str(path), digest, kind, "error", attempts=attempts, seconds=round(seconds, 3), error=message)
+    found = not math.isnan(outcome.score)
+    return Record(str(path), digest, kind, "ok" if found else "no_face",
+                  score=outcome.score if found else None, verdict=outcome.verdict,
+                  flagged=outcome.score >= threshold if found else False, faces=outcome.faces,
+                  frame_index=[int(i) for i in outcome.frame_index],
+                  frame_scores=[None if math.isnan(s) else round(float(s), 6) for s in outcome.frame_scores],
+                  model=outcome.model, model_version=outcome.model_version, attempts=outcome.attempts,
+                  seconds=round(seconds, 3))
+
+
+def score_one(path: Path, scorer: Scorer, done: dict[tuple[str, str], Record],
+              threshold: float) -> tuple[Record, bool]:
+    """Read, hash and (unless ``done`` has it) score one input; returns its record and whether it was skipped.
+    Never raises: whatever goes wrong becomes the input's error record."""
+    start = time.perf_counter()
+    kind = media_kind(path) or "video"
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return make_record(path, "", kind, error, 0.0, threshold), False
+    digest = sha256_of(data)
+    if (str(path), digest) in done:
+        return done[(str(path), digest)], True
+    try:
+        outcome: Score | Exception = scorer(kind, data)
+    except Exception as error:  # every failure is recorded; the run goes on
+        outcome = error
+    return make_record(path, digest, kind, outcome, time.perf_counter() - start, threshold), False
+
+
+def bounded_map(function: Callable[[Path], tuple[Record, bool]], paths: list[Path],
+                concurrency: int) -> Iterator[tuple[Record, bool]]:
+    """``function`` over ``paths`` with at most ``concurrency`` calls in flight, results as they finish."""
+    pending: set[Future] = set()
+    queue = iter(paths)
+    with ThreadPoolExecutor(concurrency) as pool:
+        for path in queue:
+            pending.add(pool.submit(function, path))
+            if len(pending) >= concurrency:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in finished)
+        yield from (f.result() for f in as_completed(pending))
+
+
+def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: int = 4, threshold: float = 0.5,
+                progress: bool = True) -> Summary:
+    """Score ``paths`` into the results file ``out`` (JSONL or CSV), skipping inputs it already records."""
+    from tqdm import tqdm
+
+    results = ResultsFile(out)
+    done = {record.key: record for record in results.open()}
+    if results.repaired:
+        print(f"{out}: cut off a torn last record ({results.repaired} bytes) left by an interrupted run")
+    summary = Summary()
+    start = time.perf_counter()
+    with tqdm(total=len(paths), unit="video", disable=not progress, smoothing=0.1) as bar:
+        for record, skipped in bounded_map(lambda p: score_one(p, scorer, done, threshold), paths, concurrency):
+            if not skipped:
+                results.append(record)
+            summary.add(record, skipped=skipped)
+            bar.update()
+            bar.set_postfix(failed=summary.counts["error"], flagged=summary.flagged, refresh=False)
+    summary.seconds = time.perf_counter() - start
+    return summary

@@ -1,0 +1,275 @@
+"""``DeepfakeClient`` (synchronous) and ``AsyncDeepfakeClient`` (``asyncio``): the ensembles over gRPC.
+
+Every call has a deadline; transient failures (``UNAVAILABLE``: the server restarting or unreachable,
+``DEADLINE_EXCEEDED``) are retried with exponential backoff and jitter, anything else (``INVALID_ARGUMENT``: the
+input is bad) raises ``ScoringError`` at once. Results are typed: ``Score``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+VIDEO_MODEL = "deepfake_video"
+IMAGE_MODEL = "deepfake_image"
+RETRYABLE = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"})
+
+T = TypeVar("T")
+
+
+class ScoringError(RuntimeError):
+    """A request the server refused or could not answer: ``status`` is the gRPC status (e.g.
+    ``StatusCode.INVALID_ARGUMENT``), ``attempts`` how many times it was sent."""
+
+    def __init__(self, message: str, status: str, attempts: int) -> None:
+        super().__init__(message)
+        self.status, self.attempts = status, attempts
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff on transient errors: ``base_delay · 2^k`` seconds (capped, ±50 % jitter), at most
+    ``max_attempts`` sends in all."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after the ``attempt``-th failed send (1-based)."""
+        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and how to reach the server: ``url`` is ``host:port`` of gRPC; TLS files (PEM) and extra headers
+    (e.g. ``{"authorization": "Bearer …"}``) are for deployments behind a gateway."""
+
+    url: str = "127.0.0.1:8001"
+    timeout: float = 60.0  # the per-call deadline, seconds
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    ssl: bool = False
+    root_certificates: Path | None = None
+    private_key: Path | None = None
+    certificate_chain: Path | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``tritonclient.grpc(.aio).InferenceServerClient``."""
+        options: dict[str, Any] = {"url": self.url}
+        if self.ssl:
+            options |= {"ssl": True, "root_certificates": _path(self.root_certificates),
+                        "private_key": _path(self.private_key), "certificate_chain": _path(self.certificate_chain)}
+        return options
+
+
+def _path(path: Path | None) -> str | None:
+    return str(path) if path else None
+
+
+@dataclass(frozen=True)
+class Score:
+    """The answer for one video (or image): P(fake) of the video (NaN when no face was found), its verdict
+    (``fake``, ``real``, ``uncertain``, ``no_face``), per-frame scores with the indices of those frames in the
+    video, which model answered, and how many sends it took."""
+
+    score: float
+    verdict: str
+    frame_scores: np.ndarray
+    frame_index: np.ndarray
+    model: str
+    model_version: str
+    attempts: int = 1
+
+    @property
+    def faces(self) -> int:
+        """Frames in which a face was found (those with a score)."""
+        return int(np.count_nonzero(~np.isnan(self.frame_scores)))
+
+
+def video_inputs(grpc_module: Any, data: bytes, num_frames: int | None) -> list[Any]:
+    """``VIDEO`` (and ``NUM_FRAMES``) inputs of ``deepfake_video``."""
+    video = grpc_module.InferInput("VIDEO", [len(data)], "UINT8")
+    video.set_data_from_numpy(np.frombuffer(data, np.uint8))
+    if num_frames is None:
+        return [video]
+    count = grpc_module.InferInput("NUM_FRAMES", [1], "INT32")
+    count.set_data_from_numpy(np.array([num_frames], np.int32))
+    return [video, count]
+
+
+def image_inputs(grpc_module: Any, data: bytes) -> list[Any]:
+    """The ``IMAGE`` input of ``deepfake_image``."""
+    image = grpc_module.InferInput("IMAGE", [len(data)], "UINT8")
+    image.set_data_from_numpy(np.frombuffer(data, np.uint8))
+    return [image]
+
+
+def parse_result(result: Any, model: str, attempts: int) -> Score:
+    """A ``Score`` from an ``InferResult`` of either ensemble."""
+    response = result.get_response()
+    verdict = result.as_numpy("VERDICT")[0].decode()
+    if model == VIDEO_MODEL:
+        score = float(result.as_numpy("VIDEO_SCORE")[0])
+        frames, index = result.as_numpy("FRAME_SCORES").astype(np.float32), result.as_numpy("FRAME_INDEX")
+    else:
+        score = float(result.as_numpy("SCORE")[0])
+        frames, index = np.array([score], np.float32), np.zeros(1, np.int32)
+    return Score(score, verdict, frames, index.astype(np.int64), response.model_name, response.model_version,
+                 attempts)
+
+
+def _read(data: bytes | Path | str) -> bytes:
+    return data if isinstance(data, bytes) else Path(data).read_bytes()
+
+
+def backoff_or_raise(error: Any, attempt: int, policy: RetryPolicy) -> float:
+    """Seconds to wait before resending after ``error`` (an ``InferenceServerException``), or raise it as a
+    ``ScoringError`` when it is not transient or the attempts are used up."""
+    status = str(error.status() or "UNKNOWN")
+    if status not in RETRYABLE or attempt >= policy.max_attempts:
+        raise ScoringError(f"{status}: {error.message()}", status, attempt) from error
+    return policy.delay(attempt)
+
+
+class DeepfakeClient:
+    """Blocking client. ``with DeepfakeClient("127.0.0.1:8001") as c: print(c.score_video("clip.mp4").score)``.
+
+    One instance is meant for one thread; create one per worker thread (they are cheap)."""
+
+    def __init__(self, url: str | Connection = "127.0.0.1:8001", **options: Any) -> None:
+        import tritonclient.grpc as grpc
+
+        self.connection = url if isinstance(url, Connection) else Connection(url, **options)
+        self._grpc = grpc
+        self._client = grpc.InferenceServerClient(**self.connection.client_options())
+
+    def score_video(self, video: bytes | Path | str, num_frames: int | None = None) -> Score:
+        """Score one video file (or its bytes); ``num_frames`` defaults to the server's (32)."""
+        inputs = video_inputs(self._grpc, _read(video), num_frames)
+        return self._infer(VIDEO_MODEL, inputs)
+
+    def score_image(self, image: bytes | Path | str) -> Score:
+        """Score one image file (or its bytes)."""
+        return self._infer(IMAGE_MODEL, image_inputs(self._grpc, _read(image)))
+
+    def is_ready(self, model: str = VIDEO_MODEL) -> bool:
+        """The server is live and ready and ``model`` is ready (False when unreachable)."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            headers = self.connection.headers
+            return bool(self._client.is_server_ready(headers=headers)
+                        and self._client.is_model_ready(model, headers=headers))
+        except InferenceServerException:
+            return False
+
+    def wait_until_ready(self, timeout: float = 60.0, model: str = VIDEO_MODEL) -> None:
+        """Block until ``is_ready`` or raise ``TimeoutError``."""
+        deadline = time.monotonic() + timeout
+        while not self.is_ready(model):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{model} at {self.connection.url} not ready after {timeout:.0f} s")
+            time.sleep(0.5)
+
+    def model_metadata(self, model: str = VIDEO_MODEL) -> dict:
+        """The model's name, versions, inputs and outputs as the server reports them."""
+        return self._with_retries(lambda: self._client.get_model_metadata(
+            model, headers=self.connection.headers, as_json=True, client_timeout=self.connection.timeout))[0]
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._client.close()
+
+    def __enter__(self) -> DeepfakeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _infer(self, model: str, inputs: list[Any]) -> Score:
+        result, attempts = self._with_retries(lambda: self._client.infer(
+            model, inputs, headers=self.connection.headers, client_timeout=self.connection.timeout))
+        return parse_result(result, model, attempts)
+
+    def _with_retries(self, call: Callable[[], T]) -> tuple[T, int]:
+        from tritonclient.utils import InferenceServerException
+
+        attempt = 1
+        while True:
+            try:
+                return call(), attempt
+            except InferenceServerException as error:
+                time.sleep(backoff_or_raise(error, attempt, self.connection.retry))
+            attempt += 1
+
+
+class AsyncDeepfakeClient:
+    """The ``asyncio`` client: ``async with AsyncDeepfakeClient(url) as c: score = await c.score_video(path)``.
+    Many calls may be in flight at once on one instance."""
+
+    def __init__(self, url: str | Connection = "127.0.0.1:8001", **options: Any) -> None:
+        import tritonclient.grpc as grpc
+        import tritonclient.grpc.aio as aio
+
+        self.connection = url if isinstance(url, Connection) else Connection(url, **options)
+        self._grpc = grpc
+        self._client = aio.InferenceServerClient(**self.connection.client_options())
+
+    async def score_video(self, video: bytes | Path | str, num_frames: int | None = None) -> Score:
+        """Score one video file (or its bytes)."""
+        inputs = video_inputs(self._grpc, _read(video), num_frames)
+        return await self._infer(VIDEO_MODEL, inputs)
+
+    async def score_image(self, image: bytes | Path | str) -> Score:
+        """Score one image file (or its bytes)."""
+        return await self._infer(IMAGE_MODEL, image_inputs(self._grpc, _read(image)))
+
+    async def is_ready(self, model: str = VIDEO_MODEL) -> bool:
+        """The server is ready and ``model`` is ready (False when unreachable)."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            headers = self.connection.headers
+            return bool(await self._client.is_server_ready(headers=headers)
+                        and await self._client.is_model_ready(model, headers=headers))
+        except InferenceServerException:
+            return False
+
+    async def model_metadata(self, model: str = VIDEO_MODEL) -> dict:
+        """The model's name, versions, inputs and outputs as the server reports them."""
+        return (await self._with_retries(lambda: self._client.get_model_metadata(
+            model, headers=self.connection.headers, as_json=True, client_timeout=self.connection.timeout)))[0]
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._client.close()
+
+    async def __aenter__(self) -> AsyncDeepfakeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _infer(self, model: str, inputs: list[Any]) -> Score:
+        result, attempts = await self._with_retries(lambda: self._client.infer(
+            model, inputs, headers=self.connection.headers, client_timeout=self.connection.timeout))
+        return parse_result(result, model, attempts)
+
+    async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        from tritonclient.utils import InferenceServerException
+
+        attempt = 1
+        while True:
+            try:
+                return await call(), attempt
+            except InferenceServerException as error:
+                await asyncio.sleep(backoff_or_raise(error, attempt, self.connection.retry))
+            attempt += 1

@@ -1,0 +1,126 @@
+"""The results file of ``dfguard score``: one record per input, JSONL or CSV, append-only and crash-safe.
+
+Each record is written with a single ``write`` of one whole line to a file opened for appending, then flushed to
+disk. A crash can only leave a torn last line; ``ResultsFile.open`` cuts it off (that input is scored again), so a
+rerun sees every finished record exactly once and skips those inputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+STATUSES = ("ok", "no_face", "error")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input's outcome. ``score`` is P(fake) (None without faces or on error); ``flagged``: score ≥ the
+    run's threshold; ``frame_index``/``frame_scores``: the frames looked at and their scores (None without a
+    face); ``error``: why it failed."""
+
+    path: str
+    sha256: str
+    kind: str
+    status: str
+    score: float | None = None
+    verdict: str | None = None
+    flagged: bool | None = None
+    faces: int | None = None
+    frame_index: list[int] | None = None
+    frame_scores: list[float | None] | None = None
+    model: str | None = None
+    model_version: str | None = None
+    attempts: int | None = None
+    seconds: float | None = None
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes an input the same input on a rerun: its path and its content."""
+        return self.path, self.sha256
+
+
+FIELDS = [f.name for f in fields(Record)]
+LIST_FIELDS = ("frame_index", "frame_scores")
+
+
+class ResultsFile:
+    """``records.jsonl`` or ``records.csv`` (by suffix): read what is there, then append records one by one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.format = "csv" if self.path.suffix.lower() == ".csv" else "jsonl"
+        self.repaired = 0  # bytes of a torn last record cut off when opening
+
+    def open(self) -> list[Record]:
+        """The records already written (after cutting off a torn last line), ready for appending."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.repaired = self._cut_torn_tail()
+        records = self._read()
+        if self.format == "csv" and self.path.stat().st_size == 0:
+            self._write_line(",".join(FIELDS) + "\n")
+        return records
+
+    def append(self, record: Record) -> None:
+        """Write one record as one line, durably."""
+        self._write_line(self._line(record))
+
+    def _line(self, record: Record) -> str:
+        values = asdict(record)
+        if self.format == "jsonl":
+            return json.dumps(values, allow_nan=False) + "\n"
+        row = {k: (json.dumps(v) if k in LIST_FIELDS and v is not None else v) for k, v in values.items()}
+        if row["error"]:
+            row["error"] = " ".join(row["error"].split())  # one record, one line
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, FIELDS, lineterminator="\n").writerow(row)
+        return buffer.getvalue()
+
+    def _write_line(self, line: str) -> None:
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, line.encode())
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def _cut_torn_tail(self) -> int:
+        """Truncate the file after its last newline; returns how many bytes were cut."""
+        if not self.path.exists():
+            self.path.touch()
+            return 0
+        with self.path.open("rb+") as handle:
+            data = handle.read()
+            keep = data.rfind(b"\n") + 1
+            if keep < len(data):
+                handle.truncate(keep)
+            return len(data) - keep
+
+    def _read(self) -> list[Record]:
+        if self.format == "jsonl":
+            lines = self.path.read_text().splitlines()
+            return [Record(**json.loads(line)) for line in lines if line.strip()]
+        with self.path.open(newline="") as handle:
+            return [self._from_csv_row(row) for row in csv.DictReader(handle)]
+
+    @staticmethod
+    def _from_csv_row(row: dict[str, str]) -> Record:
+        def value(name: str, text: str) -> object:
+            if text == "":
+                return None
+            if name in LIST_FIELDS:
+                return json.loads(text)
+            if name in ("score", "seconds"):
+                return float(text)
+            if name in ("faces", "attempts"):
+                return int(text)
+            if name == "flagged":
+                return text == "True"
+            return text
+
+        return Record(**{name: value(name, row[name]) for name in FIELDS})

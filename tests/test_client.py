@@ -1,0 +1,84 @@
+"""dfguard.client against the real CPU ensemble: equal to in-process scores, retries only what is transient."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from dfguard.client import AsyncDeepfakeClient, DeepfakeClient, RetryPolicy, ScoringError
+from dfguard.pipeline import LocalDetector
+from dfguard.serving.server import TritonServer, free_ports
+from dfguard.train.datasets import load_csv
+
+
+@pytest.fixture(scope="module")
+def test_videos(prepared) -> list:
+    records = [r for r in load_csv(prepared.parent / "videos" / "manifest.csv") if r.split == "test"]
+    chosen = records[::4]
+    assert {r.label for r in chosen} == {0, 1}
+    return chosen
+
+
+def test_sync_and_async_clients_equal_the_in_process_pipeline(served, trained, test_videos):
+    local = LocalDetector(trained / "best.pt")
+    with DeepfakeClient(served.grpc_url) as client:
+        assert client.is_ready() and client.is_ready("deepfake_image")
+        metadata = client.model_metadata()
+        assert [i["name"] for i in metadata["inputs"]] == ["VIDEO", "NUM_FRAMES"]
+        remote = [client.score_video(record.path, 6) for record in test_videos]
+
+    async def score_all() -> list:
+        async with AsyncDeepfakeClient(served.grpc_url) as client:
+            assert await client.is_ready()
+            return await asyncio.gather(*(client.score_video(r.path.read_bytes(), 6) for r in test_videos))
+
+    concurrent = asyncio.run(score_all())
+    for record, sync, parallel in zip(test_videos, remote, concurrent, strict=True):
+        expected, indices = local.score(record.path, 6)
+        for result in (sync, parallel):
+            assert (result.model, result.model_version, result.attempts) == ("deepfake_video", "1", 1)
+            assert abs(result.score - expected.video_score) < 1e-3 and result.verdict == expected.verdict
+            np.testing.assert_array_equal(result.frame_index, indices)
+            np.testing.assert_allclose(result.frame_scores, expected.frame_scores, atol=1e-3)
+            assert result.faces == int(np.count_nonzero(~np.isnan(expected.frame_scores)))
+
+
+def test_invalid_argument_is_not_retried(served):
+    with DeepfakeClient(served.grpc_url, retry=RetryPolicy(max_attempts=5, base_delay=0.01)) as client:
+        with pytest.raises(ScoringError, match="not a readable video") as error:
+            client.score_video(bytes(range(256)) * 8)
+    assert error.value.status == "StatusCode.INVALID_ARGUMENT" and error.value.attempts == 1
+
+
+def test_deadline_exceeded_is_retried_then_reported(served, test_videos):
+    policy = RetryPolicy(max_attempts=3, base_delay=0.01)
+    with DeepfakeClient(served.grpc_url, timeout=0.001, retry=policy) as client:
+        with pytest.raises(ScoringError) as error:
+            client.score_video(test_videos[0].path)
+    assert error.value.status == "StatusCode.DEADLINE_EXCEEDED" and error.value.attempts == 3
+
+
+def test_unavailable_is_retried_until_the_restarted_server_answers(repository, test_videos):
+    ports = tuple(free_ports(3))
+    TritonServer(repository, ports=ports).start().stop()  # a server was there; now the port refuses connections
+    restarted: list[TritonServer] = []
+
+    def restart() -> None:
+        time.sleep(1.0)
+        restarted.append(TritonServer(repository, ports=ports).start())
+
+    thread = threading.Thread(target=restart)
+    thread.start()
+    try:
+        policy = RetryPolicy(max_attempts=40, base_delay=0.2, max_delay=2.0)
+        with DeepfakeClient(f"127.0.0.1:{ports[1]}", timeout=60, retry=policy) as client:
+            result = client.score_video(test_videos[0].path, 4)
+        assert result.attempts > 1 and result.verdict in ("fake", "real", "uncertain")
+    finally:
+        thread.join()
+        for server in restarted:
+            server.stop()

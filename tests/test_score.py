@@ -1,0 +1,151 @@
+"""``dfguard score``: one record per input (errors included), JSONL and CSV, resumable after SIGKILL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dfguard.client.inputs import collect_inputs
+from dfguard.client.results import Record, ResultsFile
+from dfguard.pipeline import LocalDetector
+from dfguard.train.datasets import load_csv
+from dfguard.video import read_frames
+
+DFGUARD = str(Path(sys.executable).with_name("dfguard"))
+
+
+@pytest.fixture(scope="module")
+def inbox(prepared, tmp_path_factory) -> Path:
+    """A folder like an analyst's: test videos in sub-folders, one frame as a PNG, a broken "video", a text."""
+    folder = tmp_path_factory.mktemp("inbox")
+    records = [r for r in load_csv(prepared.parent / "videos" / "manifest.csv") if r.split == "test"][::3]
+    for k, record in enumerate(records):
+        sub = folder / ("a" if k % 2 else "b")
+        sub.mkdir(exist_ok=True)
+        shutil.copy(record.path, sub / f"{k:02d}.mp4")
+    Image.fromarray(read_frames(records[0].path, 1).images[0]).save(folder / "frame.png")
+    (folder / "broken.mp4").write_bytes(bytes(range(256)) * 10)
+    (folder / "notes.txt").write_text("not media")
+    return folder
+
+
+def score(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([DFGUARD, "score", *arguments, "--no-progress"], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_collect_inputs_expands_folders_globs_and_manifests(inbox, tmp_path):
+    videos = sorted(str(p) for p in inbox.rglob("*.mp4"))
+    found = collect_inputs([str(inbox)])
+    assert sorted(map(str, found)) == sorted([*videos, str(inbox / "frame.png")])  # notes.txt is no media
+    assert collect_inputs([str(inbox / "a" / "*.mp4")]) == sorted((inbox / "a").glob("*.mp4"))
+    manifest = tmp_path / "list.txt"
+    manifest.write_text(f"# to check\n{videos[0]}\n\n{videos[1]}\n")
+    table = tmp_path / "list.csv"
+    table.write_text(f"path,label\n{videos[1]},1\n{videos[2]},0\n")
+    assert collect_inputs([str(manifest), str(table), videos[0]]) == [Path(v) for v in videos[:3]]
+    with pytest.raises(FileNotFoundError, match="no_such_folder"):
+        collect_inputs([str(tmp_path / "no_such_folder")])
+
+
+def test_records_for_every_input_in_jsonl_and_csv_equal_in_process_scores(served, trained, inbox, tmp_path):
+    inputs = collect_inputs([str(inbox)])
+    for out in (tmp_path / "results.jsonl", tmp_path / "results.csv"):
+        done = score(str(inbox), "--url", served.grpc_url, "--out", str(out), "-n", "3", "--num-frames", "6")
+        assert done.returncode == 1, done.stderr  # broken.mp4 failed
+        assert f"{len(inputs)} inputs:" in done.stdout and "1 failed" in done.stdout
+        if out.suffix == ".csv":
+            with out.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            assert set(rows[0]) == set(ResultsFile(out).open()[0].__dataclass_fields__)
+        records = ResultsFile(out).open()
+        assert sorted(r.path for r in records) == sorted(map(str, inputs))
+    by_path = {Path(r.path).name: r for r in records}
+    broken = by_path["broken.mp4"]
+    assert broken.status == "error" and "INVALID_ARGUMENT" in broken.error and "not a readable" in broken.error
+    local = LocalDetector(trained / "best.pt")
+    for path in inputs:
+        record = by_path[path.name]
+        if path.suffix == ".png":
+            expected = local.score_image(path)
+        elif path.name != "broken.mp4":
+            expected, indices = local.score(path, 6)
+            assert record.frame_index == indices.tolist()
+        else:
+            continue
+        assert record.status == ("no_face" if np.isnan(expected.video_score) else "ok")
+        assert record.verdict == expected.verdict
+        assert abs(record.score - expected.video_score) < 1e-3
+        assert record.flagged == (record.score >= 0.5)
+
+
+def test_sigkill_halfway_then_rerun_gives_exactly_one_record_per_input(served, inbox, tmp_path):
+    inputs = collect_inputs([str(inbox)])
+    out = tmp_path / "results.jsonl"
+    command = [DFGUARD, "score", str(inbox), "--url", served.grpc_url, "--out", str(out), "-n", "1", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while (not out.exists() or len(out.read_text().splitlines()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = len(read_jsonl(out))
+    assert 2 <= written < len(inputs), "killed too late to test resuming"
+    with out.open("a") as handle:
+        handle.write('{"path": "torn by a crash')  # what a kill in the middle of a write could leave
+    done = score(str(inbox), "--url", served.grpc_url, "--out", str(out))
+    assert "cut off a torn last record" in done.stdout
+    assert f"{written} already in" in done.stdout
+    records = read_jsonl(out)
+    assert sorted(r["path"] for r in records) == sorted(map(str, inputs))  # none lost, none duplicated
+    again = score(str(inbox), "--url", served.grpc_url, "--out", str(out))
+    assert "0 scored now" in again.stdout and len(read_jsonl(out)) == len(inputs)
+
+
+def test_a_changed_file_is_scored_again(served, inbox, tmp_path):
+    video = tmp_path / "clip.mp4"
+    shutil.copy(next(inbox.rglob("00.mp4")), video)
+    out = tmp_path / "results.jsonl"
+    score(str(video), "--url", served.grpc_url, "--out", str(out))
+    shutil.copy(next(inbox.rglob("01.mp4")), video)
+    score(str(video), "--url", served.grpc_url, "--out", str(out))
+    records = read_jsonl(out)
+    assert len(records) == 2 and records[0]["sha256"] != records[1]["sha256"]
+
+
+def test_local_scoring_needs_no_server(trained, inbox, tmp_path):
+    video = next(inbox.rglob("00.mp4"))
+    out = tmp_path / "local.jsonl"
+    done = score(str(video), "--local", str(trained / "best.pt"), "--out", str(out), "--num-frames", "6")
+    assert done.returncode == 0, done.stderr
+    (record,) = read_jsonl(out)
+    expected, _ = LocalDetector(trained / "best.pt").score(video, 6)
+    assert record["model"] == "local:best.pt" and abs(record["score"] - expected.video_score) < 1e-6
+
+
+def test_results_file_round_trips_records_with_missing_values(tmp_path):
+    record = Record("a b,c.mp4", "00ff", "video", "error", attempts=2, seconds=0.5, error="line one\nline two")
+    for name in ("r.jsonl", "r.csv"):
+        results = ResultsFile(tmp_path / name)
+        assert results.open() == []
+        results.append(record)
+        results.append(Record("x.mp4", "11", "video", "ok", score=0.25, verdict="real", flagged=False, faces=2,
+                              frame_index=[0, 5], frame_scores=[0.25, None]))
+        first, second = ResultsFile(tmp_path / name).open()
+        assert first.path == "a b,c.mp4" and first.attempts == 2 and "line one" in first.error
+        assert second.frame_scores == [0.25, None] and second.flagged is False and second.score == 0.25
+        assert len((tmp_path / name).read_text().splitlines()) == 2 + (name.endswith(".csv"))
