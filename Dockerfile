@@ -13,6 +13,8 @@ FROM nvcr.io/nvidia/tensorrt:${TRITON_VERSION}-py3 AS tensorrt
 
 FROM nvcr.io/nvidia/tritonserver:${TRITON_VERSION}-py3
 COPY --from=tensorrt /usr/src/tensorrt/bin/trtexec /usr/local/bin/trtexec
+# fail the build, naming them, if trtexec needs a TensorRT library this image lacks (e.g. the ONNX parser)
+RUN ! ldd /usr/local/bin/trtexec | grep "not found"
 ENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_NO_CACHE_DIR=1
 WORKDIR /opt/deepfake-guard
 COPY setup.py pyproject.toml README.md ./
@@ -20,8 +22,9 @@ COPY dfguard dfguard
 COPY kernels kernels
 COPY train train
 COPY client client
-# DALI itself comes with the image's DALI backend (autoserialization uses it): only CuPy is added.
-RUN python3 -m pip install . "cupy-cuda12x>=13"
+# DALI itself comes with the image's DALI backend (autoserialization uses it): only CuPy is added, built for the
+# image's CUDA 13 (25.08+). torch comes in as a core dependency (about 3 GB; it brings its own CUDA libraries).
+RUN python3 -m pip install . "cupy-cuda13x>=13.6"
 # The repository: configs, Python-backend models and the DALI definition; dfguard export adds ONNX files, plans
 # and classifier.json (a volume on /models keeps them).
 COPY model_repository /models

@@ -48,7 +48,6 @@ def build_workload(root: Path = DEFAULT_ROOT, *, videos: int = 16, width: int = 
         prepare_dataset(records, root / "prepared", frames=8, config=CropConfig(size=128))
         config = load_preset("tiny", (f"data.methods=[{', '.join(SEEN)}]", "stage1.epochs=1", "stage2.epochs=1"))
         Trainer(config, root / "prepared", root / "run").run()
-    if not (repository / "classifier.json").exists():
-        export_repository(checkpoint, repository, template=TEMPLATE)
+    export_repository(checkpoint, repository, template=TEMPLATE)  # always: the configs may have changed
     test = [r.path for r in records if r.split == "test"]
     return Workload(checkpoint, repository, test[:videos])

@@ -62,9 +62,10 @@ Scorer = Callable[[str, bytes], Score]
 
 @dataclass
 class Summary:
-    """What a run did: counts by status over all inputs (skipped ones by their earlier record), flagged ones,
-    and the speed of what was scored now."""
+    """What a run did: counts by status over all inputs (skipped ones by their earlier record), flagged ones
+    (score ≥ this run's threshold, also for earlier records), and the speed of what was scored now."""
 
+    threshold: float = 0.5
     total: int = 0
     skipped: int = 0
     counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "no_face": 0, "error": 0})
@@ -78,18 +79,18 @@ class Summary:
         self.skipped += skipped
         self.scored += not skipped
         self.counts[record.status] += 1
-        self.flagged += bool(record.flagged)
+        self.flagged += record.score is not None and record.score >= self.threshold
 
     @property
     def failed(self) -> bool:
         """Any input ended in an error."""
         return self.counts["error"] > 0
 
-    def text(self, threshold: float, out: Path) -> str:
+    def text(self, out: Path) -> str:
         """A few lines for the terminal."""
         rate = self.scored / self.seconds if self.seconds > 0 else 0.0
         return (f"{self.total} inputs: {self.counts['ok']} scored, {self.counts['no_face']} without a face, "
-                f"{self.counts['error']} failed; {self.flagged} flagged (score ≥ {threshold}).\n"
+                f"{self.counts['error']} failed; {self.flagged} flagged (score ≥ {self.threshold}).\n"
                 f"{self.scored} scored now in {self.seconds:.1f} s ({rate:.2f}/s), {self.skipped} already in "
                 f"{out}.")
 
@@ -124,8 +125,11 @@ def score_one(path: Path, scorer: Scorer, done: dict[tuple[str, str], Record],
     kind = media_kind(path) or "video"
     try:
         data = path.read_bytes()
-    except OSError as error:
-        return make_record(path, "", kind, error, 0.0, threshold), False
+    except OSError as error:  # recorded with an empty hash, and skipped like any recorded input on a rerun
+        digest = ""
+        if (str(path), digest) in done:
+            return done[(str(path), digest)], True
+        return make_record(path, digest, kind, error, 0.0, threshold), False
     digest = sha256_of(data)
     if (str(path), digest) in done:
         return done[(str(path), digest)], True
@@ -151,15 +155,23 @@ def bounded_map(function: Callable[[Path], tuple[Record, bool]], paths: list[Pat
 
 
 def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: int = 4, threshold: float = 0.5,
-                progress: bool = True) -> Summary:
-    """Score ``paths`` into the results file ``out`` (JSONL or CSV), skipping inputs it already records."""
+                retry_errors: bool = False, progress: bool = True) -> Summary:
+    """Score ``paths`` (made absolute: the key of a record is its absolute path and content hash) into the
+    results file ``out`` (JSONL or CSV), skipping inputs it already records; with ``retry_errors``, inputs whose
+    record is an error are scored again (their old record is removed first, so each input keeps one record)."""
     from tqdm import tqdm
 
+    paths = [path.resolve() for path in paths]
     results = ResultsFile(out)
     done = {record.key: record for record in results.open()}
     if results.repaired:
         print(f"{out}: cut off a torn last record ({results.repaired} bytes) left by an interrupted run")
-    summary = Summary()
+    if retry_errors:
+        wanted = {str(path) for path in paths}
+        failed = {key for key, record in done.items() if record.status == "error" and record.path in wanted}
+        results.rewrite([record for key, record in done.items() if key not in failed])
+        done = {key: record for key, record in done.items() if key not in failed}
+    summary = Summary(threshold)
     start = time.perf_counter()
     with tqdm(total=len(paths), unit="video", disable=not progress, smoothing=0.1) as bar:
         for record, skipped in bounded_map(lambda p: score_one(p, scorer, done, threshold), paths, concurrency):

@@ -164,10 +164,9 @@ class DeepfakeClient:
         """The server is live and ready and ``model`` is ready (False when unreachable)."""
         from tritonclient.utils import InferenceServerException
 
+        options = {"headers": self.connection.headers, "client_timeout": self.connection.timeout}
         try:
-            headers = self.connection.headers
-            return bool(self._client.is_server_ready(headers=headers)
-                        and self._client.is_model_ready(model, headers=headers))
+            return bool(self._client.is_server_ready(**options) and self._client.is_model_ready(model, **options))
         except InferenceServerException:
             return False
 
@@ -224,22 +223,22 @@ class AsyncDeepfakeClient:
         self._client = aio.InferenceServerClient(**self.connection.client_options())
 
     async def score_video(self, video: bytes | Path | str, num_frames: int | None = None) -> Score:
-        """Score one video file (or its bytes)."""
-        inputs = video_inputs(self._grpc, _read(video), num_frames)
+        """Score one video file (or its bytes); the file is read off the event loop."""
+        inputs = video_inputs(self._grpc, await asyncio.to_thread(_read, video), num_frames)
         return await self._infer(VIDEO_MODEL, inputs)
 
     async def score_image(self, image: bytes | Path | str) -> Score:
         """Score one image file (or its bytes)."""
-        return await self._infer(IMAGE_MODEL, image_inputs(self._grpc, _read(image)))
+        return await self._infer(IMAGE_MODEL, image_inputs(self._grpc, await asyncio.to_thread(_read, image)))
 
     async def is_ready(self, model: str = VIDEO_MODEL) -> bool:
         """The server is ready and ``model`` is ready (False when unreachable)."""
         from tritonclient.utils import InferenceServerException
 
+        options = {"headers": self.connection.headers, "client_timeout": self.connection.timeout}
         try:
-            headers = self.connection.headers
-            return bool(await self._client.is_server_ready(headers=headers)
-                        and await self._client.is_model_ready(model, headers=headers))
+            return bool(await self._client.is_server_ready(**options)
+                        and await self._client.is_model_ready(model, **options))
         except InferenceServerException:
             return False
 

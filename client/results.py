@@ -46,6 +46,7 @@ class Record:
 
 
 FIELDS = [f.name for f in fields(Record)]
+REQUIRED_TEXT = ("path", "sha256", "kind", "status")  # "" stays "" (the hash of a file that could not be read)
 LIST_FIELDS = ("frame_index", "frame_scores")
 
 
@@ -70,6 +71,16 @@ class ResultsFile:
         """Write one record as one line, durably."""
         self._write_line(self._line(record))
 
+    def rewrite(self, records: list[Record]) -> None:
+        """Replace the file's content with ``records``, atomically (a temporary file renamed over it)."""
+        scratch = self.path.with_name(self.path.name + ".rewrite")
+        header = ",".join(FIELDS) + "\n" if self.format == "csv" else ""
+        with scratch.open("w") as handle:
+            handle.write(header + "".join(self._line(record) for record in records))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(scratch, self.path)
+
     def _line(self, record: Record) -> str:
         values = asdict(record)
         if self.format == "jsonl":
@@ -77,6 +88,8 @@ class ResultsFile:
         row = {k: (json.dumps(v) if k in LIST_FIELDS and v is not None else v) for k, v in values.items()}
         if row["error"]:
             row["error"] = " ".join(row["error"].split())  # one record, one line
+        if "\n" in row["path"] or "\r" in row["path"]:
+            raise ValueError(f"a path with a line break cannot be a CSV record, write JSONL: {row['path']!r}")
         buffer = io.StringIO()
         csv.DictWriter(buffer, FIELDS, lineterminator="\n").writerow(row)
         return buffer.getvalue()
@@ -111,6 +124,8 @@ class ResultsFile:
     @staticmethod
     def _from_csv_row(row: dict[str, str]) -> Record:
         def value(name: str, text: str) -> object:
+            if name in REQUIRED_TEXT:
+                return text
             if text == "":
                 return None
             if name in LIST_FIELDS:

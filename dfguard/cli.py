@@ -293,6 +293,8 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root-certificates", type=Path, help="PEM file of the CA to trust (with --ssl)")
     parser.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
                         help="extra gRPC metadata on every call, e.g. authorization='Bearer ...' (repeatable)")
+    parser.add_argument("--retry-errors", action="store_true",
+                        help="score again the inputs whose record is an error (it is replaced, not duplicated)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -317,8 +319,8 @@ def run_score(args: argparse.Namespace) -> int:
                                 headers=dict(h.split("=", 1) for h in args.header))
         scorer = RemoteScorer(connection, args.num_frames)
     summary = score_files(paths, scorer, args.out, concurrency=args.concurrency, threshold=args.threshold,
-                          progress=not args.no_progress)
-    print(summary.text(args.threshold, args.out))
+                          retry_errors=args.retry_errors, progress=not args.no_progress)
+    print(summary.text(args.out))
     return 1 if summary.failed else 0
 
 

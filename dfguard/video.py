@@ -73,8 +73,9 @@ def probe_video(source: Path | bytes, *, max_frames: int = 100_000) -> int:
     return total
 
 
-def decode_frames(source: Path | bytes, indices: np.ndarray) -> np.ndarray:
-    """The RGB frames ``[F, H, W, 3]`` at ``indices`` (ascending, distinct) of a video already probed.
+def decode_frames(source: Path | bytes, indices: np.ndarray, *, threads: int = 0) -> np.ndarray:
+    """The RGB frames ``[F, H, W, 3]`` at ``indices`` (ascending, distinct) of a video already probed;
+    ``threads`` for FFmpeg's decoder (0: as many as it likes).
 
     Raises:
         VideoError: a frame could not be decoded (a truncated or corrupt file).
@@ -83,7 +84,7 @@ def decode_frames(source: Path | bytes, indices: np.ndarray) -> np.ndarray:
     if indices.ndim != 1 or len(indices) == 0 or indices.min() < 0 or np.any(np.diff(indices) <= 0):
         raise VideoError(f"frame indices must be distinct, ascending and non-negative, got {indices.tolist()}")
     try:
-        images = _decode(source, indices)
+        images = _decode(source, indices, threads)
     except av.error.FFmpegError as error:
         raise VideoError(f"not a readable video ({type(error).__name__}: {error.strerror or error})") from error
     if len(images) < len(indices):
@@ -114,7 +115,7 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
     return container.streams.video[0]
 
 
-def _decode(source: Path | bytes, wanted: np.ndarray) -> list[np.ndarray]:
+def _decode(source: Path | bytes, wanted: np.ndarray, threads: int = 0) -> list[np.ndarray]:
     """Decode sequentially and keep the frames whose index is in ``wanted`` (stops after the last one)."""
     keep = set(wanted.tolist())
     last = int(wanted[-1])
@@ -122,6 +123,7 @@ def _decode(source: Path | bytes, wanted: np.ndarray) -> list[np.ndarray]:
     with _open(source) as container:
         stream = _video_stream(container)
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if index in keep:

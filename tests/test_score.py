@@ -116,6 +116,23 @@ def test_sigkill_halfway_then_rerun_gives_exactly_one_record_per_input(served, i
     assert "0 scored now" in again.stdout and len(read_jsonl(out)) == len(inputs)
 
 
+def test_retry_errors_rescores_failed_inputs_and_keeps_one_record_each(served, inbox, tmp_path):
+    from dfguard.serving.server import free_ports
+
+    videos = [str(p) for p in sorted(inbox.rglob("0*.mp4"))[:3]]
+    out = tmp_path / "results.jsonl"
+    dead = f"127.0.0.1:{free_ports(1)[0]}"  # nothing listens: UNAVAILABLE
+    down = score(*videos, "--url", dead, "--out", str(out), "--retries", "2", "--timeout", "5")
+    assert down.returncode == 1 and all(r["status"] == "error" and "UNAVAILABLE" in r["error"]
+                                        for r in read_jsonl(out))
+    skipped = score(*videos, "--url", served.grpc_url, "--out", str(out))
+    assert skipped.returncode == 1 and "0 scored now" in skipped.stdout  # recorded errors are not retried...
+    retried = score(*videos, "--url", served.grpc_url, "--out", str(out), "--retry-errors")
+    assert retried.returncode == 0, retried.stdout  # ...unless asked
+    records = read_jsonl(out)
+    assert sorted(r["path"] for r in records) == sorted(videos) and all(r["status"] == "ok" for r in records)
+
+
 def test_a_changed_file_is_scored_again(served, inbox, tmp_path):
     video = tmp_path / "clip.mp4"
     shutil.copy(next(inbox.rglob("00.mp4")), video)

@@ -172,3 +172,14 @@ def test_dfguard_serve_starts_prints_endpoints_and_stops_on_sigterm(server, tmp_
             process.kill()
     with pytest.raises(InferenceServerException):
         grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}").is_server_live()
+
+
+def test_a_system_tritonserver_needs_no_pytriton(monkeypatch):
+    """In NVIDIA's container the wheel is not installed: the system binary must not ask for it."""
+    import sys
+
+    from dfguard.serving.server import SYSTEM_BINARY, is_wheel_binary, pytriton_root
+
+    assert is_wheel_binary(pytriton_root() / "bin" / "tritonserver")
+    monkeypatch.setitem(sys.modules, "pytriton", None)  # import pytriton now raises ImportError
+    assert not is_wheel_binary(SYSTEM_BINARY)

@@ -28,7 +28,9 @@ def frequency_features(faces: np.ndarray, cutoff: int) -> tuple[np.ndarray, np.n
     """DCT high-pass maps ``[B, 1, S, S]`` and frequency vectors ``[B, 128]`` of uint8 faces ``[B, 3, S, S]``
     (NumPy arrays on the CPU kernel, CuPy arrays on the GPU one; the result lives where the input does)."""
     rgb = array_module(faces).ascontiguousarray(faces.transpose(0, 2, 3, 1))
-    return dct_highpass(rgb, cutoff=cutoff)[:, None], freq_vector(rgb)
+    highpass = dct_highpass(rgb, cutoff=cutoff)
+    # reshape, not [:, None]: a None axis gets stride 0, which DLPack consumers (Triton) refuse as non-contiguous
+    return highpass.reshape(len(highpass), 1, *highpass.shape[1:]), freq_vector(rgb)
 
 
 def model_inputs(faces: np.ndarray, parts: np.ndarray, cutoff: int) -> dict[str, torch.Tensor]:

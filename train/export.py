@@ -4,7 +4,7 @@ Writes into the output folder:
 
 * ``rgb_stream.onnx``: ``FACES`` uint8 ``[B, 3, S, S]`` (+ ``PARTS`` uint8 ``[B, 4, 3, P, P]``) → ``RGB_FEATURES``
 * ``freq_stream.onnx``: ``DCT_MAP`` float32 ``[B, 1, S, S]`` and/or ``FREQ_VECTOR`` ``[B, 128]`` → ``FREQ_FEATURES``
-* ``fusion.onnx``: the features of the streams the model has → ``EMBEDDING`` ``[B, 200]``, ``LOGIT`` ``[B]``
+* ``fusion.onnx``: the features of the streams the model has → ``EMBEDDING`` ``[B, 200]``, ``LOGIT`` ``[B, 1]``
 * ``face_detector.onnx``: BlazeFace (``DETECTOR_INPUT`` → ``regressors``, ``scores``)
 * ``classifier.json``: how ``EMBEDDING``/``LOGIT`` become a score (cluster centres or the logit), the verdict
   thresholds, and the sizes and cutoff the other steps must use.
@@ -77,11 +77,13 @@ class FusionGraph(nn.Module):
         self.has_rgb, self.has_freq = model.rgb_stream is not None, model.freq_stream is not None
 
     def forward(self, first: torch.Tensor, second: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(RGB_FEATURES, FREQ_FEATURES)``, or just the one the model has."""
+        """``(RGB_FEATURES, FREQ_FEATURES)``, or just the one the model has → ``EMBEDDING [B, 200]`` and
+        ``LOGIT [B, 1]`` (a trailing 1, not ``[B]``: a batching TensorRT model cannot have a scalar per item)."""
         empty = first.new_zeros((first.shape[0], 0))
         rgb = first if self.has_rgb else empty
         freq = (second if self.has_rgb else first) if self.has_freq else empty
-        return self.fusion(rgb, freq)
+        embedding, logit = self.fusion(rgb, freq)
+        return embedding, logit[:, None]
 
 
 def sample_crops(config: CropConfig, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +152,14 @@ REPOSITORY_STEPS = {"face_detector": "face_detector.onnx", "rgb_stream": "rgb_st
                     "freq_stream": "freq_stream.onnx", "fusion": "fusion.onnx"}
 
 
+def config_max_batch_size(config: Path) -> int:
+    """``max_batch_size`` of a Triton model config (0 when absent)."""
+    import re
+
+    match = re.search(r"^max_batch_size:\s*(\d+)", Path(config).read_text(), re.M)
+    return int(match.group(1)) if match else 0
+
+
 def export_repository(checkpoint: Path, repository: Path, *, target: str = "cpu", template: Path | None = None,
                       **options: object) -> dict:
     """Export into a Triton model repository (the source tree's ``model_repository/``, or ``template`` copied to
@@ -181,8 +191,8 @@ def export_repository(checkpoint: Path, repository: Path, *, target: str = "cpu"
         for step, name in REPOSITORY_STEPS.items():
             (repository / step / "1").mkdir(parents=True, exist_ok=True)
             shutil.copy(Path(scratch) / name, repository / step / "1" / "model.onnx")
-            if target == "gpu":
+            if target == "gpu":  # the plan's largest batch is the config's max_batch_size, or Triton refuses it
                 build_plan(repository / step / "1" / "model.onnx", repository / step / "1" / "model.plan",
-                           max_batch=int(options.get("max_batch", 256)))
+                           max_batch=config_max_batch_size(repository / step / "config.pbtxt"))
         shutil.copy(Path(scratch) / "classifier.json", repository / "classifier.json")
     return parameters

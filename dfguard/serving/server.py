@@ -42,6 +42,15 @@ def pytriton_root() -> Path:
     return Path(pytriton.__file__).parent / "tritonserver"
 
 
+def is_wheel_binary(binary: Path) -> bool:
+    """Whether ``binary`` is the nvidia-pytriton wheel's server (which needs our backend folder and libraries);
+    False for a system one, e.g. in NVIDIA's container where the wheel is not installed."""
+    try:
+        return binary.is_relative_to(pytriton_root())
+    except ServerError:
+        return False
+
+
 def find_tritonserver() -> Path:
     """The system ``tritonserver`` when there is one, else the wheel's."""
     system = shutil.which("tritonserver") or (str(SYSTEM_BINARY) if SYSTEM_BINARY.exists() else None)
@@ -68,7 +77,7 @@ def backend_directory(cache: Path) -> Path:
 def server_environment(binary: Path) -> dict[str, str]:
     """The environment for the server: the wheel's libraries, and this interpreter's packages for the stub."""
     env = dict(os.environ)
-    if not binary.is_relative_to(pytriton_root()):
+    if not is_wheel_binary(binary):
         return env
     libs = pytriton_root().parent.parent / "nvidia_pytriton.libs"
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libs), env.get("LD_LIBRARY_PATH")]))
@@ -136,7 +145,7 @@ class TritonServer:
                    f"--grpc-port={grpc}", f"--metrics-address={self.host}", f"--metrics-port={metrics}",
                    f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_KEY}={self.admin_key}",
                    f"--grpc-restricted-protocol={RESTRICTED_APIS}:{ADMIN_KEY}={self.admin_key}"]
-        if binary.is_relative_to(pytriton_root()):
+        if is_wheel_binary(binary):
             command.append(f"--backend-directory={backend_directory(self.cache)}")
         if self.model_config_name:
             command.append(f"--model-config-name={self.model_config_name}")

@@ -29,6 +29,22 @@ def parameters(args: dict[str, str]) -> dict[str, str]:
     return {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
 
 
+def limit_threads(args: dict[str, str]) -> int:
+    """Apply the config's ``threads`` parameter (default 1) to this step's process: OpenCV's and Numba's pools.
+    Returns it for ONNX Runtime. One thread per instance is the CPU variant's choice: Triton already runs steps
+    and instances in parallel, and nested thread pools on a few cores only fight (measured in the pipeline
+    benchmark, benchmarks/RESULTS.md)."""
+    import cv2
+
+    threads = int(parameters(args).get("threads", 1))
+    cv2.setNumThreads(threads)
+    if threads > 0:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return threads
+
+
 def invalid(message: str) -> Any:
     """A response carrying an ``INVALID_ARG`` error (gRPC ``INVALID_ARGUMENT``)."""
     pb = _pb()
@@ -72,7 +88,7 @@ class VideoDecode:
     (the CPU twin of the DALI pipeline in ``dfguard.serving.dali_pipeline``)."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        pass  # stateless: PyAV opens each video afresh
+        self.threads = limit_threads(args)
 
     def execute(self, requests: list[Any]) -> list[Any]:
         return [self.decode(request) for request in requests]
@@ -83,7 +99,7 @@ class VideoDecode:
         video = pb.get_input_tensor_by_name(request, "VIDEO").as_numpy()
         indices = pb.get_input_tensor_by_name(request, "FRAME_INDEX").as_numpy().reshape(-1)
         try:
-            frames = decode_frames(video.tobytes(), indices)
+            frames = decode_frames(video.tobytes(), indices, threads=self.threads)
             detector = detector_input(list(frames))
         except (VideoError, ValueError) as error:
             return invalid(f"bad video: {error}")
@@ -97,6 +113,7 @@ class ImageDecode:
     def initialize(self, args: dict[str, str]) -> None:
         from dfguard.image import MAX_PIXELS
 
+        limit_threads(args)
         settings = parameters(args)
         self.max_bytes = int(settings.get("max_bytes", 64 * 2**20))
         self.max_pixels = int(settings.get("max_pixels", MAX_PIXELS))
@@ -135,7 +152,6 @@ class OnnxModel:
     All requests of an ``execute`` run as one batch (their frames concatenated), then are split back."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        import os
         from pathlib import Path
 
         import onnxruntime
@@ -144,7 +160,7 @@ class OnnxModel:
         self.inputs = [i["name"] for i in config["input"]]
         self.outputs = [o["name"] for o in config["output"]]
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = int(parameters(args).get("threads", os.environ.get("DFGUARD_THREADS", 0)))
+        options.intra_op_num_threads = options.inter_op_num_threads = limit_threads(args)
         path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -168,6 +184,7 @@ class FaceCrop:
     def initialize(self, args: dict[str, str]) -> None:
         from dfguard.faces.crops import CropConfig
 
+        limit_threads(args)
         settings = classifier_parameters(args)
         self.config = CropConfig(size=settings["image_size"], part_size=settings["part_size"])
 
@@ -192,6 +209,7 @@ class DctHighpass:
     def initialize(self, args: dict[str, str]) -> None:
         self.cutoff = int(classifier_parameters(args)["cutoff"])
         self.gpu = args.get("model_instance_kind") == "GPU"
+        limit_threads(args)
         if self.gpu:
             import cupy
 
