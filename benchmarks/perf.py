@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 from pathlib import Path
 
 from benchmarks.results import write_section
@@ -18,6 +19,7 @@ from benchmarks.workload import DEFAULT_ROOT, build_workload
 from dfguard.serving.perf import PerfRow, run_sweep
 
 OUTPUT = Path(__file__).with_name("perf_output")
+FIGURES = Path(__file__).with_name("figures")  # plots that RESULTS.md shows (tracked, unlike perf_output/)
 
 
 def markdown(rows: list[PerfRow]) -> str:
@@ -79,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             f"`{args.out.name}/perf_analyzer.csv`, `perf.md`, `{figure.name}`.")
     print(body)
     if not args.no_write:
+        FIGURES.mkdir(exist_ok=True)
+        shutil.copy(figure, FIGURES / "perf-analyzer-cpu.png")
+        body += "\n\n![throughput against latency](figures/perf-analyzer-cpu.png)"
         write_section("perf-analyzer-cpu", "perf_analyzer sweep, deepfake_video ensemble (CPU variant)", body)
     return 0
 

@@ -117,9 +117,12 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
 
 def _decode(source: Path | bytes, wanted: np.ndarray, threads: int = 0) -> list[np.ndarray]:
     """Decode sequentially and keep the frames whose index is in ``wanted`` (stops after the last one)."""
+    from av.video.reformatter import VideoReformatter
+
     keep = set(wanted.tolist())
     last = int(wanted[-1])
     images = []
+    reformatter = VideoReformatter()  # one for all frames: frame.to_ndarray builds a new swscale context each call
     with _open(source) as container:
         stream = _video_stream(container)
         stream.thread_type = "AUTO"
@@ -127,7 +130,7 @@ def _decode(source: Path | bytes, wanted: np.ndarray, threads: int = 0) -> list[
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if index in keep:
-                    images.append(frame.to_ndarray(format="rgb24"))
+                    images.append(reformatter.reformat(frame, format="rgb24").to_ndarray())
                 if index >= last:
                     break
         except av.error.FFmpegError:

@@ -88,4 +88,4 @@ def run_sweep(url: str, videos: list[bytes], workdir: Path, *, model: str = "dee
     with report.open() as handle:
         rows = [PerfRow(int(r["Concurrency"]), float(r["Inferences/Second"]), float(r["p50 latency"]) / 1000,
                         float(r["p95 latency"]) / 1000) for r in csv.DictReader(handle)]
-    return rows, output
+    return sorted(rows, key=lambda row: row.concurrency), output  # perf_analyzer sorts its CSV by throughput
