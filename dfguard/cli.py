@@ -240,6 +240,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--tls-cert", type=Path, help="PEM certificate: serve gRPC over TLS (with --tls-key)")
+    parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
 
 
 def _interrupt(*_: object) -> None:
@@ -256,7 +258,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     server = TritonServer(args.repository.resolve(), host=args.host,
                           model_config_name="cpu" if args.target == "cpu" else None,
-                          ports=(args.http_port, args.grpc_port, args.metrics_port))
+                          ports=(args.http_port, args.grpc_port, args.metrics_port), tls_cert=args.tls_cert,
+                          tls_key=args.tls_key)
     signal.signal(signal.SIGTERM, _interrupt)  # unwind like Ctrl-C; stopping inside the handler would deadlock
     server.start()
     print(f"tritonserver ready ({args.target} variant) — gRPC {server.grpc_url}, HTTP {server.http_url}, "

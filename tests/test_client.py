@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import threading
 import time
 
@@ -82,3 +84,27 @@ def test_unavailable_is_retried_until_the_restarted_server_answers(repository, t
         thread.join()
         for server in restarted:
             server.stop()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
+def test_tls_and_an_auth_header_for_a_server_that_requires_both(repository, test_videos, tmp_path):
+    """A deployment like one behind a gateway: gRPC over TLS, inference only with a bearer header."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+    token = "Bearer test-token"
+    required = (f"--grpc-restricted-protocol=inference:authorization={token}",)
+    once = RetryPolicy(max_attempts=2, base_delay=0.05)
+    with TritonServer(repository, tls_cert=cert, tls_key=key, extra_args=required) as server:
+        # Triton wants a restricted protocol's header prefixed; a gateway would take a plain "authorization"
+        header = {"triton-grpc-protocol-authorization": token}
+        with DeepfakeClient(server.grpc_url, ssl=True, root_certificates=cert, headers=header) as client:
+            assert client.is_ready()
+            assert client.score_video(test_videos[0].path, 4).verdict in ("fake", "real", "uncertain")
+        with DeepfakeClient(server.grpc_url, ssl=True, root_certificates=cert, retry=once) as client:
+            with pytest.raises(ScoringError, match="authorization"):
+                client.score_video(test_videos[0].path, 4)
+        with DeepfakeClient(server.grpc_url, retry=once, timeout=10) as client:  # plain text to a TLS port
+            with pytest.raises(ScoringError):
+                client.score_video(test_videos[0].path, 4)

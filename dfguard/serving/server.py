@@ -113,6 +113,9 @@ class TritonServer:
                         / "dfguard")
     log: Path | None = None
     admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    tls_cert: Path | None = None  # PEM certificate and key: gRPC over TLS (HTTP stays for local readiness checks)
+    tls_key: Path | None = None
+    extra_args: tuple[str, ...] = ()  # further tritonserver flags, appended last
     process: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
@@ -149,7 +152,12 @@ class TritonServer:
             command.append(f"--backend-directory={backend_directory(self.cache)}")
         if self.model_config_name:
             command.append(f"--model-config-name={self.model_config_name}")
-        return command
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ServerError("TLS needs both a certificate and its key")
+        if self.tls_cert is not None:
+            command += ["--grpc-use-ssl=true", f"--grpc-server-cert={self.tls_cert}",
+                        f"--grpc-server-key={self.tls_key}"]
+        return command + list(self.extra_args)
 
     def start(self, timeout: float = 180.0) -> TritonServer:
         """Start the server and wait until it and all its models are ready (or raise with its log)."""
