@@ -182,3 +182,22 @@ def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: in
             bar.set_postfix(failed=summary.counts["error"], flagged=summary.flagged, refresh=False)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def plot_results(out: Path, plots: Path, *, threshold: float = 0.5, progress: bool = True) -> list[Path]:
+    """Per-frame score timelines of every scored input of the results file ``out`` and a histogram of the video
+    scores, into the folder ``plots`` (``<name>-<hash8>.png``, ``scores.png``)."""
+    from tqdm import tqdm
+
+    from dfguard.visualize import plot_frame_timeline, plot_score_histogram
+
+    records = [r for r in ResultsFile(out).open() if r.status != "error"]
+    written = []
+    for record in tqdm(records, desc="plots", unit="plot", disable=not progress):
+        name = f"{Path(record.path).stem}-{record.sha256[:8]}.png"
+        written.append(plot_frame_timeline(record.frame_index or [], record.frame_scores or [], plots / name,
+                                           title=Path(record.path).name, threshold=threshold,
+                                           verdict=record.verdict or "", video_score=record.score))
+    scores = [r.score for r in records if r.score is not None]
+    written.append(plot_score_histogram(scores, plots / "scores.png", threshold=threshold))
+    return written

@@ -298,12 +298,14 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra gRPC metadata on every call, e.g. authorization='Bearer ...' (repeatable)")
     parser.add_argument("--retry-errors", action="store_true",
                         help="score again the inputs whose record is an error (it is replaced, not duplicated)")
+    parser.add_argument("--plots", type=Path, metavar="DIR", help="write a per-frame score timeline of each video "
+                        "and a histogram of the video scores into DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run_score(args: argparse.Namespace) -> int:
     """Score files over gRPC (or in-process); exit 1 when any input failed."""
-    from dfguard.client.batch import LocalScorer, RemoteScorer, score_files
+    from dfguard.client.batch import LocalScorer, RemoteScorer, plot_results, score_files
     from dfguard.client.grpc_client import Connection, RetryPolicy
     from dfguard.client.inputs import collect_inputs
 
@@ -324,6 +326,9 @@ def run_score(args: argparse.Namespace) -> int:
     summary = score_files(paths, scorer, args.out, concurrency=args.concurrency, threshold=args.threshold,
                           retry_errors=args.retry_errors, progress=not args.no_progress)
     print(summary.text(args.out))
+    if args.plots:
+        written = plot_results(args.out, args.plots, threshold=args.threshold, progress=not args.no_progress)
+        print(f"{len(written)} plots in {args.plots}")
     return 1 if summary.failed else 0
 
 

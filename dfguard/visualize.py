@@ -81,3 +81,49 @@ def plot_faces(image: np.ndarray, out: Path, *, title: str = "") -> int:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return len(detections)
+
+
+def plot_frame_timeline(frame_index: list[int], frame_scores: list[float | None], out: Path, *, title: str = "",
+                        threshold: float = 0.5, verdict: str = "", video_score: float | None = None) -> Path:
+    """Save a PNG of a video's per-frame P(fake) along its frame indices: the threshold as a line, frames without
+    a face as grey bands, the video score as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    index = np.asarray(frame_index, float)
+    scores = np.array([np.nan if s is None else s for s in frame_scores], float)
+    fig, ax = plt.subplots(figsize=(8, 3), constrained_layout=True)
+    step = float(np.median(np.diff(index))) if len(index) > 1 else 1.0
+    for k in np.flatnonzero(np.isnan(scores)):
+        ax.axvspan(index[k] - step / 2, index[k] + step / 2, color="0.85", linewidth=0)
+    ax.plot(index, scores, "o-", color="tab:red", markersize=3, label="frame P(fake)")
+    ax.axhline(threshold, color="0.3", linewidth=1, label=f"threshold {threshold:g}")
+    if video_score is not None:
+        ax.axhline(video_score, color="tab:red", linestyle="--", linewidth=1, label=f"video {video_score:.3f}")
+    ax.set(ylim=(-0.02, 1.02), xlabel="frame", ylabel="P(fake)",
+           title=" — ".join(filter(None, [title, verdict])) + ("" if np.isfinite(scores).any() else " (no face)"))
+    ax.legend(loc="best", fontsize=8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_score_histogram(scores: list[float], out: Path, *, threshold: float = 0.5, title: str = "") -> Path:
+    """Save a PNG histogram of video scores with the threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    ax.hist(scores, bins=np.linspace(0, 1, 21), color="tab:blue", edgecolor="white")
+    ax.axvline(threshold, color="tab:red", label=f"threshold {threshold:g}")
+    ax.set(xlabel="video P(fake)", ylabel="videos", title=title or f"{len(scores)} videos with a face")
+    ax.legend()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

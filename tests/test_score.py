@@ -144,14 +144,19 @@ def test_a_changed_file_is_scored_again(served, inbox, tmp_path):
     assert len(records) == 2 and records[0]["sha256"] != records[1]["sha256"]
 
 
-def test_local_scoring_needs_no_server(trained, inbox, tmp_path):
+def test_local_scoring_needs_no_server_and_draws_timelines(trained, inbox, tmp_path):
     video = next(inbox.rglob("00.mp4"))
     out = tmp_path / "local.jsonl"
-    done = score(str(video), "--local", str(trained / "best.pt"), "--out", str(out), "--num-frames", "6")
+    done = score(str(video), "--local", str(trained / "best.pt"), "--out", str(out), "--num-frames", "6",
+                 "--plots", str(tmp_path / "plots"))
     assert done.returncode == 0, done.stderr
     (record,) = read_jsonl(out)
     expected, _ = LocalDetector(trained / "best.pt").score(video, 6)
     assert record["model"] == "local:best.pt" and abs(record["score"] - expected.video_score) < 1e-6
+    timeline = tmp_path / "plots" / f"00-{record['sha256'][:8]}.png"
+    for picture in (timeline, tmp_path / "plots" / "scores.png"):
+        with Image.open(picture) as image:
+            assert image.size[0] > 300 and image.getextrema() != ((255, 255),) * len(image.getbands())
 
 
 def test_results_file_round_trips_records_with_missing_values(tmp_path):
