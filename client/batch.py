@@ -194,10 +194,14 @@ def plot_results(out: Path, plots: Path, *, threshold: float = 0.5, progress: bo
     records = [r for r in ResultsFile(out).open() if r.status != "error"]
     written = []
     for record in tqdm(records, desc="plots", unit="plot", disable=not progress):
-        name = f"{Path(record.path).stem}-{record.sha256[:8]}.png"
-        written.append(plot_frame_timeline(record.frame_index or [], record.frame_scores or [], plots / name,
-                                           title=Path(record.path).name, threshold=threshold,
-                                           verdict=record.verdict or "", video_score=record.score))
+        # named by the file and a hash of its path: same-named files in different folders get their own plot
+        name = f"{Path(record.path).stem}-{hashlib.sha256(record.path.encode()).hexdigest()[:8]}.png"
+        try:
+            written.append(plot_frame_timeline(record.frame_index or [], record.frame_scores or [], plots / name,
+                                               title=Path(record.path).name, threshold=threshold,
+                                               verdict=record.verdict or "", video_score=record.score))
+        except (ValueError, OSError) as error:  # a hand-edited record must not stop the other plots
+            print(f"no plot for {record.path}: {error}")
     scores = [r.score for r in records if r.score is not None]
     written.append(plot_score_histogram(scores, plots / "scores.png", threshold=threshold))
     return written

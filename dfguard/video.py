@@ -130,7 +130,7 @@ def _decode(source: Path | bytes, wanted: np.ndarray, threads: int = 0) -> list[
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if index in keep:
-                    images.append(reformatter.reformat(frame, format="rgb24").to_ndarray())
+                    images.append(reformatter.reformat(frame, format="rgb24", threads=threads).to_ndarray())
                 if index >= last:
                     break
         except av.error.FFmpegError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 import signal
@@ -153,7 +154,7 @@ def test_local_scoring_needs_no_server_and_draws_timelines(trained, inbox, tmp_p
     (record,) = read_jsonl(out)
     expected, _ = LocalDetector(trained / "best.pt").score(video, 6)
     assert record["model"] == "local:best.pt" and abs(record["score"] - expected.video_score) < 1e-6
-    timeline = tmp_path / "plots" / f"00-{record['sha256'][:8]}.png"
+    timeline = tmp_path / "plots" / f"00-{hashlib.sha256(record['path'].encode()).hexdigest()[:8]}.png"
     for picture in (timeline, tmp_path / "plots" / "scores.png"):
         with Image.open(picture) as image:
             assert image.size[0] > 300 and image.getextrema() != ((255, 255),) * len(image.getbands())

@@ -183,3 +183,15 @@ def test_a_system_tritonserver_needs_no_pytriton(monkeypatch):
     assert is_wheel_binary(pytriton_root() / "bin" / "tritonserver")
     monkeypatch.setitem(sys.modules, "pytriton", None)  # import pytriton now raises ImportError
     assert not is_wheel_binary(SYSTEM_BINARY)
+
+
+def test_with_tls_only_grpc_leaves_the_loopback(tmp_path):
+    """gRPC is the encrypted endpoint; plaintext HTTP and metrics must not listen where gRPC is exposed."""
+    server = TritonServer(tmp_path, host="0.0.0.0", ports=(1, 2, 3), tls_cert=tmp_path / "c.pem",
+                          tls_key=tmp_path / "k.pem")
+    command = server.command()
+    assert "--grpc-address=0.0.0.0" in command and "--grpc-use-ssl=true" in command
+    assert "--http-address=127.0.0.1" in command and "--metrics-address=127.0.0.1" in command
+    assert server.http_url == "127.0.0.1:1"
+    plain = TritonServer(tmp_path, host="0.0.0.0", ports=(1, 2, 3)).command()
+    assert "--http-address=0.0.0.0" in plain and not any("ssl" in flag for flag in plain)

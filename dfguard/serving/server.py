@@ -113,7 +113,7 @@ class TritonServer:
                         / "dfguard")
     log: Path | None = None
     admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    tls_cert: Path | None = None  # PEM certificate and key: gRPC over TLS (HTTP stays for local readiness checks)
+    tls_cert: Path | None = None  # PEM certificate and key: gRPC over TLS; HTTP and metrics then on 127.0.0.1
     tls_key: Path | None = None
     extra_args: tuple[str, ...] = ()  # further tritonserver flags, appended last
     process: subprocess.Popen | None = None
@@ -122,8 +122,14 @@ class TritonServer:
         self.ports = self.ports or tuple(free_ports(3, self.host))
 
     @property
+    def local_host(self) -> str:
+        """Where HTTP and metrics listen: ``host``, except with TLS, where only gRPC is encrypted, so the
+        plaintext endpoints stay on the loopback (readiness checks and scraping from the same machine)."""
+        return "127.0.0.1" if self.tls_cert is not None else self.host
+
+    @property
     def http_url(self) -> str:
-        return f"{self.host}:{self.ports[0]}"
+        return f"{self.local_host}:{self.ports[0]}"
 
     @property
     def grpc_url(self) -> str:
@@ -131,7 +137,7 @@ class TritonServer:
 
     @property
     def metrics_url(self) -> str:
-        return f"http://{self.host}:{self.ports[2]}/metrics"
+        return f"http://{self.local_host}:{self.ports[2]}/metrics"
 
     def admin_headers(self, protocol: str = "grpc") -> dict[str, str]:
         """The header that unlocks the restricted admin APIs, for ``protocol`` "grpc" or "http"."""
@@ -144,8 +150,8 @@ class TritonServer:
         http, grpc, metrics = self.ports
         command = [str(binary), f"--model-repository={self.repository}", "--model-control-mode=none",
                    "--strict-readiness=true", "--exit-on-error=true", "--disable-auto-complete-config",
-                   f"--http-address={self.host}", f"--http-port={http}", f"--grpc-address={self.host}",
-                   f"--grpc-port={grpc}", f"--metrics-address={self.host}", f"--metrics-port={metrics}",
+                   f"--http-address={self.local_host}", f"--http-port={http}", f"--grpc-address={self.host}",
+                   f"--grpc-port={grpc}", f"--metrics-address={self.local_host}", f"--metrics-port={metrics}",
                    f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_KEY}={self.admin_key}",
                    f"--grpc-restricted-protocol={RESTRICTED_APIS}:{ADMIN_KEY}={self.admin_key}"]
         if is_wheel_binary(binary):

@@ -30,18 +30,14 @@ def parameters(args: dict[str, str]) -> dict[str, str]:
 
 
 def limit_threads(args: dict[str, str]) -> int:
-    """Apply the config's ``threads`` parameter (default 1) to this step's process: OpenCV's and Numba's pools.
-    Returns it for ONNX Runtime. One thread per instance is the CPU variant's choice: Triton already runs steps
-    and instances in parallel, and nested thread pools on a few cores only fight (measured in the pipeline
-    benchmark, benchmarks/RESULTS.md)."""
+    """Apply the config's ``threads`` parameter (default 1; 0: the library's default) to this step's OpenCV pool
+    and return it for ONNX Runtime, FFmpeg and Numba (which only ``dct_highpass`` imports). One thread per
+    instance is the CPU variant's choice: Triton already runs steps and instances in parallel, and nested thread
+    pools on a few cores only fight (measured in the pipeline benchmark, benchmarks/RESULTS.md)."""
     import cv2
 
     threads = int(parameters(args).get("threads", 1))
-    cv2.setNumThreads(threads)
-    if threads > 0:
-        import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    cv2.setNumThreads(threads if threads > 0 else -1)  # OpenCV reads 0 as "no threading", -1 as its default
     return threads
 
 
@@ -209,7 +205,11 @@ class DctHighpass:
     def initialize(self, args: dict[str, str]) -> None:
         self.cutoff = int(classifier_parameters(args)["cutoff"])
         self.gpu = args.get("model_instance_kind") == "GPU"
-        limit_threads(args)
+        threads = limit_threads(args)
+        if threads > 0 and not self.gpu:
+            import numba
+
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         if self.gpu:
             import cupy
 
