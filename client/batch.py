@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .grpc_client import Connection, DeepfakeClient, Score
 from .inputs import media_kind
-from .results import Record, ResultsFile
+from .results import STATUSES, Record, ResultsFile
 
 
 class RemoteScorer:
@@ -40,8 +40,9 @@ class LocalScorer:
 
     def __init__(self, checkpoint: Path, num_frames: int | None = None) -> None:
         from dfguard.pipeline import LocalDetector
+        from dfguard.video import DEFAULT_FRAMES
 
-        self.detector, self.num_frames = LocalDetector(checkpoint), num_frames or 32
+        self.detector, self.num_frames = LocalDetector(checkpoint), num_frames or DEFAULT_FRAMES
         self.model = f"local:{Path(checkpoint).name}"
         self._lock = threading.Lock()  # one model, one forward at a time
 
@@ -68,18 +69,21 @@ class Summary:
     threshold: float = 0.5
     total: int = 0
     skipped: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "no_face": 0, "error": 0})
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     flagged: int = 0
-    scored: int = 0
     seconds: float = 0.0
 
     def add(self, record: Record, *, skipped: bool) -> None:
         """Count one input's record."""
         self.total += 1
         self.skipped += skipped
-        self.scored += not skipped
         self.counts[record.status] += 1
         self.flagged += record.score is not None and record.score >= self.threshold
+
+    @property
+    def scored(self) -> int:
+        """Inputs scored in this run (not taken from an earlier record)."""
+        return self.total - self.skipped
 
     @property
     def failed(self) -> bool:
@@ -123,18 +127,16 @@ def score_one(path: Path, scorer: Scorer, done: dict[tuple[str, str], Record],
     Never raises: whatever goes wrong becomes the input's error record."""
     start = time.perf_counter()
     kind = media_kind(path) or "video"
+    unreadable: OSError | None = None
     try:
         data = path.read_bytes()
     except OSError as error:  # recorded with an empty hash, and skipped like any recorded input on a rerun
-        digest = ""
-        if (str(path), digest) in done:
-            return done[(str(path), digest)], True
-        return make_record(path, digest, kind, error, 0.0, threshold), False
-    digest = sha256_of(data)
+        data, unreadable = b"", error
+    digest = "" if unreadable else sha256_of(data)
     if (str(path), digest) in done:
         return done[(str(path), digest)], True
     try:
-        outcome: Score | Exception = scorer(kind, data)
+        outcome: Score | Exception = unreadable or scorer(kind, data)
     except Exception as error:  # every failure is recorded; the run goes on
         outcome = error
     return make_record(path, digest, kind, outcome, time.perf_counter() - start, threshold), False

@@ -94,22 +94,21 @@ class Score:
         return int(np.count_nonzero(~np.isnan(self.frame_scores)))
 
 
+def encoded_input(grpc_module: Any, name: str, data: bytes) -> Any:
+    """A file's bytes as the UINT8 ``[N]`` input ``name`` (``VIDEO`` or ``IMAGE``)."""
+    tensor = grpc_module.InferInput(name, [len(data)], "UINT8")
+    tensor.set_data_from_numpy(np.frombuffer(data, np.uint8))
+    return tensor
+
+
 def video_inputs(grpc_module: Any, data: bytes, num_frames: int | None) -> list[Any]:
     """``VIDEO`` (and ``NUM_FRAMES``) inputs of ``deepfake_video``."""
-    video = grpc_module.InferInput("VIDEO", [len(data)], "UINT8")
-    video.set_data_from_numpy(np.frombuffer(data, np.uint8))
+    video = encoded_input(grpc_module, "VIDEO", data)
     if num_frames is None:
         return [video]
     count = grpc_module.InferInput("NUM_FRAMES", [1], "INT32")
     count.set_data_from_numpy(np.array([num_frames], np.int32))
     return [video, count]
-
-
-def image_inputs(grpc_module: Any, data: bytes) -> list[Any]:
-    """The ``IMAGE`` input of ``deepfake_image``."""
-    image = grpc_module.InferInput("IMAGE", [len(data)], "UINT8")
-    image.set_data_from_numpy(np.frombuffer(data, np.uint8))
-    return [image]
 
 
 def parse_result(result: Any, model: str, attempts: int) -> Score:
@@ -158,7 +157,7 @@ class DeepfakeClient:
 
     def score_image(self, image: bytes | Path | str) -> Score:
         """Score one image file (or its bytes)."""
-        return self._infer(IMAGE_MODEL, image_inputs(self._grpc, _read(image)))
+        return self._infer(IMAGE_MODEL, [encoded_input(self._grpc, "IMAGE", _read(image))])
 
     def is_ready(self, model: str = VIDEO_MODEL) -> bool:
         """The server is live and ready and ``model`` is ready (False when unreachable)."""
@@ -229,7 +228,8 @@ class AsyncDeepfakeClient:
 
     async def score_image(self, image: bytes | Path | str) -> Score:
         """Score one image file (or its bytes)."""
-        return await self._infer(IMAGE_MODEL, image_inputs(self._grpc, await asyncio.to_thread(_read, image)))
+        data = await asyncio.to_thread(_read, image)
+        return await self._infer(IMAGE_MODEL, [encoded_input(self._grpc, "IMAGE", data)])
 
     async def is_ready(self, model: str = VIDEO_MODEL) -> bool:
         """The server is ready and ``model`` is ready (False when unreachable)."""

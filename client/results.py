@@ -46,6 +46,7 @@ class Record:
 
 
 FIELDS = [f.name for f in fields(Record)]
+CSV_HEADER = ",".join(FIELDS) + "\n"
 REQUIRED_TEXT = ("path", "sha256", "kind", "status")  # "" stays "" (the hash of a file that could not be read)
 LIST_FIELDS = ("frame_index", "frame_scores")
 
@@ -64,7 +65,7 @@ class ResultsFile:
         self.repaired = self._cut_torn_tail()
         records = self._read()
         if self.format == "csv" and self.path.stat().st_size == 0:
-            self._write_line(",".join(FIELDS) + "\n")
+            self._write_line(CSV_HEADER)
         return records
 
     def append(self, record: Record) -> None:
@@ -74,7 +75,7 @@ class ResultsFile:
     def rewrite(self, records: list[Record]) -> None:
         """Replace the file's content with ``records``, atomically (a temporary file renamed over it)."""
         scratch = self.path.with_name(self.path.name + ".rewrite")
-        header = ",".join(FIELDS) + "\n" if self.format == "csv" else ""
+        header = CSV_HEADER if self.format == "csv" else ""
         with scratch.open("w") as handle:
             handle.write(header + "".join(self._line(record) for record in records))
             handle.flush()

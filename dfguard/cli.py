@@ -206,14 +206,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 def run_export(args: argparse.Namespace) -> int:
     """Export a checkpoint as the ensemble's ONNX models; each is checked against PyTorch."""
     from dfguard.train.export import export_model, export_repository
-    from dfguard.train.tensorrt import TensorRTMissingError
-
-    if args.repository:
-        try:
-            export_repository(args.checkpoint, args.repository, target=args.target, max_batch=args.max_batch)
-        except TensorRTMissingError as error:
-            print(f"dfguard export: {error}", file=sys.stderr)
-            return 2
+    if args.repository:  # without TensorRT, --target gpu raises before exporting: main() reports it, exit 2
+        export_repository(args.checkpoint, args.repository, target=args.target, max_batch=args.max_batch)
         print(f"placed the models{' and TensorRT plans' if args.target == 'gpu' else ''} and classifier.json in "
               f"{args.repository}: dfguard serve --repository {args.repository} --target {args.target}")
         return 0

@@ -12,7 +12,7 @@ import torch
 
 from dfguard.faces.crops import CropConfig, extract_faces
 from dfguard.scoring import VideoResult, VideoScorer
-from dfguard.video import read_frames
+from dfguard.video import DEFAULT_FRAMES, read_frames
 
 
 class LocalDetector:
@@ -31,7 +31,7 @@ class LocalDetector:
                                   self.model.centers.fake.double().numpy(), CLUSTER_SCALE, thresholds.fake,
                                   thresholds.real)
 
-    def score(self, video: bytes | Path, num_frames: int = 32) -> tuple[VideoResult, np.ndarray]:
+    def score(self, video: bytes | Path, num_frames: int = DEFAULT_FRAMES) -> tuple[VideoResult, np.ndarray]:
         """The video's result and the indices of the frames it looked at."""
         frames = read_frames(video, num_frames)
         return self.score_frames(frames.images), frames.indices

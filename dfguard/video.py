@@ -19,6 +19,9 @@ IMAGE_DEMUXERS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp
                             "jpegls_pipe", "pam_pipe", "ppm_pipe", "pgm_pipe", "qoi_pipe", "svg_pipe", "j2k_pipe"})
 
 
+DEFAULT_FRAMES = 32  # frames sampled per video when the caller does not say (the ensemble's NUM_FRAMES default)
+
+
 class VideoError(ValueError):
     """The input cannot be used as a video; the message says why."""
 
@@ -93,7 +96,7 @@ def decode_frames(source: Path | bytes, indices: np.ndarray, *, threads: int = 0
     return np.stack(images)
 
 
-def read_frames(source: Path | bytes, count: int = 32, *, max_frames: int = 100_000) -> Frames:
+def read_frames(source: Path | bytes, count: int = DEFAULT_FRAMES, *, max_frames: int = 100_000) -> Frames:
     """Decode ``count`` evenly spaced RGB frames of a video file or of its bytes (``probe_video``, then
     ``decode_frames`` at ``sample_indices``).
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dfguard.faces.detect import detector_input
-from dfguard.video import VideoError, decode_frames, probe_video, sample_indices
+from dfguard.video import DEFAULT_FRAMES, VideoError, decode_frames, probe_video, sample_indices
 
 
 def _pb() -> Any:
@@ -54,7 +54,7 @@ class VideoProbe:
 
     def initialize(self, args: dict[str, str]) -> None:
         settings = parameters(args)
-        self.default_frames = int(settings.get("default_frames", 32))
+        self.default_frames = int(settings.get("default_frames", DEFAULT_FRAMES))
         self.max_frames = int(settings.get("max_frames", 256))
         self.max_video_frames = int(settings.get("max_video_frames", 100_000))
         self.max_bytes = int(settings.get("max_bytes", 512 * 2**20))
@@ -246,7 +246,7 @@ class DctHighpass:
 
 
 class ClusterClassifier:
-    """``EMBEDDING``, ``LOGIT``, ``FACE_FOUND``, ``FRAME_INDEX`` → ``VIDEO_SCORE [1]``, ``FRAME_SCORES [F]`` (NaN
+    """``EMBEDDING``, ``LOGIT [F, 1]``, ``FACE_FOUND`` → ``VIDEO_SCORE [1]``, ``FRAME_SCORES [F]`` (NaN
     where no face), ``VERDICT [1]`` (fake/real/uncertain, or no_face when no frame has a face)."""
 
     def initialize(self, args: dict[str, str]) -> None:
