@@ -3,7 +3,7 @@
 Each parallel job reads one 8-row strip of one image as float32 luma (conversion, edge replication and the
 NaN/inf check happen during the load, in Numba), then applies the block operator of ``operators`` to each 8×8
 block of the strip entirely in SIMD registers and stores the result straight into the output. Scratch is one
-strip (8 × W floats, in L1) per job, never a full-size intermediate.
+strip (8 × W floats, in L1) per job, two for strips cut by the image edge; never a full-size intermediate.
 
 The block step is LLVM vector IR emitted through a Numba ``intrinsic`` (``_apply_block_operator``), because
 Numba cannot express what makes it fast: a block row is one 8-lane vector, so ``left·X`` is eight
@@ -13,10 +13,13 @@ both products; keeping the whole block in registers also removes four strip-size
 Persymmetric operators (the spatial projectors) are multiplied in halves on sums and differences of mirrored
 rows, the even/odd split of fast DCTs (``_persymmetric_lanes``). Measured with ``python -m benchmarks.kernels``
 (benchmarks/RESULTS.md): 25–31 % of the copy bandwidth at batch 256 before, 53–65 % after. LLVM lowers the
-8-lane vectors to AVX2 here and splits them for narrower SIMD (SSE, NEON).
+8-lane vectors to AVX2 + FMA here and splits them for narrower SIMD (SSE, NEON); without FMA each multiply-add
+is a multiply and an add.
 
 The intrinsic lives in this module on purpose: Numba's on-disk cache is invalidated by changes to the source
-file of the cached function only, so the IR it inlines must sit in the same file.
+file of the cached function only (size and time), so the IR it inlines must sit in the same file. Constants
+imported from elsewhere and frozen into the compiled code (``BLOCK``, the luma weights) have the same caveat:
+after changing them, clear ``kernels/__pycache__/*.nbi``/``*.nbc``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
+from numba.core.base import BaseContext
 from numba.extending import intrinsic
 
 from .layout import LUMA_WEIGHTS, Layout, output_array, raise_if_not_finite
@@ -39,27 +43,30 @@ _FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 _F32 = ir.FloatType()
 _I32 = ir.IntType(32)
 _VECTOR = ir.VectorType(_F32, BLOCK)  # one block row
+ArrayStruct = cgutils.Structure  # what ``context.make_array(array_type)(context, builder, value)`` returns
 
 
 class _VectorBuilder:
     """The few 8-lane float32 operations the block operator needs, emitted with an llvmlite builder."""
 
-    def __init__(self, context, builder: ir.IRBuilder):
+    def __init__(self, context: BaseContext, builder: ir.IRBuilder):
         self.context, self.builder = context, builder
+        # fmuladd, not fma: a fused multiply-add where the CPU has one, a multiply and an add where it does not
+        # (llvm.fma would become a libm call per lane there).
         self._fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VECTOR, [_VECTOR] * 3),
-                                                   "llvm.fma.v8f32")
+                                                   "llvm.fmuladd.v8f32")
         self._floor = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_F32, [_F32]),
                                                      "llvm.floor.f32")
 
-    def load(self, array_type, array, *indices) -> ir.Value:
+    def load(self, array_type: types.Array, array: ArrayStruct, *indices: int | ir.Value) -> ir.Value:
         """The 8 floats of ``array[indices]`` onwards along the last axis."""
         return self.builder.load(self._vector_pointer(array_type, array, indices), align=4)
 
-    def store(self, value: ir.Value, array_type, array, *indices) -> None:
+    def store(self, value: ir.Value, array_type: types.Array, array: ArrayStruct, *indices: int | ir.Value) -> None:
         """Write 8 floats to ``array[indices]`` onwards along the last axis."""
         self.builder.store(value, self._vector_pointer(array_type, array, indices), align=4)
 
-    def _vector_pointer(self, array_type, array, indices) -> ir.Value:
+    def _vector_pointer(self, array_type: types.Array, array: ArrayStruct, indices: tuple) -> ir.Value:
         index = [self.context.get_constant(types.intp, i) if isinstance(i, int) else i for i in indices]
         pointer = cgutils.get_item_pointer(self.context, self.builder, array_type, array, index)
         return self.builder.bitcast(pointer, _VECTOR.as_pointer())
@@ -75,19 +82,20 @@ class _VectorBuilder:
         return self.builder.shuffle_vector(a, b, mask)
 
     def fma(self, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Value:
-        """``a·b + c`` lane by lane, rounded once."""
+        """``a·b + c`` lane by lane (fused where the CPU can)."""
         return self.builder.call(self._fma, [a, b, c])
 
     def rounded_mean(self, rows: list[ir.Value]) -> ir.Value:
         """``floor(mean + 0.5)`` of all lanes of all ``rows`` (a scalar)."""
-        total = rows[0]
+        # Scaling by 1/64 (a power of two: exact) before summing keeps huge finite inputs from overflowing.
+        share = self.splat(ir.Constant(_F32, 1 / (BLOCK * len(rows))))
+        mean = self.builder.fmul(rows[0], share)
         for row in rows[1:]:
-            total = self.builder.fadd(total, row)
+            mean = self.fma(row, share, mean)
         for distance in (4, 2, 1):  # fold the lanes in halves
-            total = self.builder.fadd(total, self.shuffle(total, total, [(i + distance) % BLOCK for i in range(BLOCK)]))
-        mean = self.builder.fmul(self.builder.extract_element(total, ir.Constant(_I32, 0)),
-                                 ir.Constant(_F32, 1 / (BLOCK * len(rows))))
-        return self.builder.call(self._floor, [self.builder.fadd(mean, ir.Constant(_F32, 0.5))])
+            mean = self.builder.fadd(mean, self.shuffle(mean, mean, [(i + distance) % BLOCK for i in range(BLOCK)]))
+        lane0 = self.builder.extract_element(mean, ir.Constant(_I32, 0))
+        return self.builder.call(self._floor, [self.builder.fadd(lane0, ir.Constant(_F32, 0.5))])
 
     def transpose(self, rows: list[ir.Value]) -> list[ir.Value]:
         """The 8×8 transpose of ``rows``: interleave pairs of rows, then pairs of pairs, then 128-bit halves."""
@@ -101,7 +109,7 @@ class _VectorBuilder:
         return ([self.shuffle(top, bottom, first) for top, bottom in zip(*quads, strict=True)]
                 + [self.shuffle(top, bottom, second) for top, bottom in zip(*quads, strict=True)])
 
-    def product(self, matrix_type, matrix, rows: list[ir.Value]) -> list[ir.Value]:
+    def product(self, matrix_type: types.Array, matrix: ArrayStruct, rows: list[ir.Value]) -> list[ir.Value]:
         """Rows of ``M·X`` for ``X`` given by its ``rows``; ``matrix`` is ``M`` as ``_lanes`` (``[8, 8, 8]``) or
         ``_persymmetric_lanes`` (``[2, 4, 4, 8]``: sums and differences of mirrored rows) prepared it."""
         if matrix_type.ndim == 3:
@@ -115,7 +123,8 @@ class _VectorBuilder:
         bottom = [self.builder.fsub(e, o) for e, o in zip(even, odd, strict=True)]
         return top + bottom[::-1]
 
-    def _dot(self, matrix_type, matrix, row: tuple[int, ...], vectors: list[ir.Value]) -> ir.Value:
+    def _dot(self, matrix_type: types.Array, matrix: ArrayStruct, row: tuple[int, ...],
+             vectors: list[ir.Value]) -> ir.Value:
         """``Σₖ matrix[row + (k,)] · vectors[k]``, each coefficient read as a vector of 8 equal lanes."""
         total = self.builder.fmul(self.load(matrix_type, matrix, *row, 0, 0), vectors[0])
         for k in range(1, len(vectors)):
@@ -133,6 +142,8 @@ def _apply_block_operator(typingctx, src, dst, column, left, right_t, weight, of
     arrays = (src, dst, left, right_t, weight, offset)
     if not all(isinstance(a, types.Array) and a.dtype == types.float32 and a.layout == "C" for a in arrays):
         return None  # the vector loads need float32 rows that are contiguous in memory
+    if keep != types.float32 or not isinstance(column, types.Integer):
+        return None
     sig = types.void(src, dst, column, left, right_t, weight, offset, keep)
 
     def codegen(context, builder, signature, args):
@@ -176,7 +187,6 @@ def _load_strip(x, n, y0, height, width, strip, check_finite, bad):
             for c in range(width):
                 if not np.isfinite(strip[r, c]):
                     bad[n] = 1
-
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)

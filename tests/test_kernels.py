@@ -60,7 +60,8 @@ def test_spatial_projector_is_a_symmetric_projection_of_rank_cutoff_squared(cuto
 @pytest.mark.parametrize("cutoff", range(9))
 def test_numba_even_odd_split_reproduces_the_operator(rng, output, cutoff):
     """The Numba kernel multiplies persymmetric operators (the spatial projectors) in halves: sums and
-    differences of mirrored rows. The halves must give back ``M·x`` for both matrices of every operator."""
+    differences of mirrored rows. The halves must give back ``M·x`` for both matrices of every operator (how the
+    kernel's IR recombines them is checked by the backend-vs-reference tests)."""
     numba_cpu = pytest.importorskip("dfguard.kernels.numba_cpu")
     op = block_operator(cutoff, output)
     x = rng.standard_normal((8, 5))
