@@ -12,7 +12,7 @@ register shuffles (``X·R = (Rᵀ·Xᵀ)ᵀ``). Written as Numba loops, the two 
 both products; keeping the whole block in registers also removes four strip-sized round trips through L1.
 Persymmetric operators (the spatial projectors) are multiplied in halves on sums and differences of mirrored
 rows, the even/odd split of fast DCTs (``_persymmetric_lanes``). Measured with ``python -m benchmarks.kernels``
-(benchmarks/RESULTS.md): 25–31 % of the copy bandwidth at batch 256 before, 53–65 % after. LLVM lowers the
+(benchmarks/RESULTS.md): 25–31 % of the copy bandwidth at batch 256 before, 50–65 % after. LLVM lowers the
 8-lane vectors to AVX2 + FMA here and splits them for narrower SIMD (SSE, NEON); without FMA each multiply-add
 is a multiply and an add.
 
