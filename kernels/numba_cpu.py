@@ -43,7 +43,7 @@ _FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 _F32 = ir.FloatType()
 _I32 = ir.IntType(32)
 _VECTOR = ir.VectorType(_F32, BLOCK)  # one block row
-ArrayStruct = cgutils.Structure  # what ``context.make_array(array_type)(context, builder, value)`` returns
+_ArrayStruct = cgutils.Structure  # what ``context.make_array(array_type)(context, builder, value)`` returns
 
 
 class _VectorBuilder:
@@ -58,15 +58,15 @@ class _VectorBuilder:
         self._floor = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_F32, [_F32]),
                                                      "llvm.floor.f32")
 
-    def load(self, array_type: types.Array, array: ArrayStruct, *indices: int | ir.Value) -> ir.Value:
+    def load(self, array_type: types.Array, array: _ArrayStruct, *indices: int | ir.Value) -> ir.Value:
         """The 8 floats of ``array[indices]`` onwards along the last axis."""
         return self.builder.load(self._vector_pointer(array_type, array, indices), align=4)
 
-    def store(self, value: ir.Value, array_type: types.Array, array: ArrayStruct, *indices: int | ir.Value) -> None:
+    def store(self, value: ir.Value, array_type: types.Array, array: _ArrayStruct, *indices: int | ir.Value) -> None:
         """Write 8 floats to ``array[indices]`` onwards along the last axis."""
         self.builder.store(value, self._vector_pointer(array_type, array, indices), align=4)
 
-    def _vector_pointer(self, array_type: types.Array, array: ArrayStruct, indices: tuple) -> ir.Value:
+    def _vector_pointer(self, array_type: types.Array, array: _ArrayStruct, indices: tuple) -> ir.Value:
         index = [self.context.get_constant(types.intp, i) if isinstance(i, int) else i for i in indices]
         pointer = cgutils.get_item_pointer(self.context, self.builder, array_type, array, index)
         return self.builder.bitcast(pointer, _VECTOR.as_pointer())
@@ -109,7 +109,7 @@ class _VectorBuilder:
         return ([self.shuffle(top, bottom, first) for top, bottom in zip(*quads, strict=True)]
                 + [self.shuffle(top, bottom, second) for top, bottom in zip(*quads, strict=True)])
 
-    def product(self, matrix_type: types.Array, matrix: ArrayStruct, rows: list[ir.Value]) -> list[ir.Value]:
+    def product(self, matrix_type: types.Array, matrix: _ArrayStruct, rows: list[ir.Value]) -> list[ir.Value]:
         """Rows of ``M·X`` for ``X`` given by its ``rows``; ``matrix`` is ``M`` as ``_lanes`` (``[8, 8, 8]``) or
         ``_persymmetric_lanes`` (``[2, 4, 4, 8]``: sums and differences of mirrored rows) prepared it."""
         if matrix_type.ndim == 3:
@@ -123,7 +123,7 @@ class _VectorBuilder:
         bottom = [self.builder.fsub(e, o) for e, o in zip(even, odd, strict=True)]
         return top + bottom[::-1]
 
-    def _dot(self, matrix_type: types.Array, matrix: ArrayStruct, row: tuple[int, ...],
+    def _dot(self, matrix_type: types.Array, matrix: _ArrayStruct, row: tuple[int, ...],
              vectors: list[ir.Value]) -> ir.Value:
         """``Σₖ matrix[row + (k,)] · vectors[k]``, each coefficient read as a vector of 8 equal lanes."""
         total = self.builder.fmul(self.load(matrix_type, matrix, *row, 0, 0), vectors[0])
@@ -147,19 +147,19 @@ def _apply_block_operator(typingctx, src, dst, column, left, right_t, weight, of
     sig = types.void(src, dst, column, left, right_t, weight, offset, keep)
 
     def codegen(context, builder, signature, args):
-        src_t, dst_t, _, left_t, right_t, weight_t, offset_t, _ = signature.args
+        src_ty, dst_ty, _, left_ty, right_t_ty, weight_ty, offset_ty, _ = signature.args
         src_a, dst_a, left_a, right_a, weight_a, offset_a = (
             context.make_array(signature.args[i])(context, builder, args[i]) for i in (0, 1, 3, 4, 5, 6))
         column, keep_value = args[2], args[7]
         v = _VectorBuilder(context, builder)
-        rows = [v.load(src_t, src_a, r, column) for r in range(BLOCK)]
+        rows = [v.load(src_ty, src_a, r, column) for r in range(BLOCK)]
         centre = v.splat(v.rounded_mean(rows))
         rows = [builder.fsub(row, centre) for row in rows]
-        low = v.transpose(v.product(right_t, right_a, v.transpose(v.product(left_t, left_a, rows))))
+        low = v.transpose(v.product(right_t_ty, right_a, v.transpose(v.product(left_ty, left_a, rows))))
         keep_lanes = v.splat(keep_value)
         for r in range(BLOCK):
-            result = v.fma(v.load(weight_t, weight_a, r, 0), low[r], builder.fmul(keep_lanes, rows[r]))
-            v.store(v.fma(centre, v.load(offset_t, offset_a, r, 0), result), dst_t, dst_a, r, column)
+            result = v.fma(v.load(weight_ty, weight_a, r, 0), low[r], builder.fmul(keep_lanes, rows[r]))
+            v.store(v.fma(centre, v.load(offset_ty, offset_a, r, 0), result), dst_ty, dst_a, r, column)
         return context.get_dummy_value()
 
     return sig, codegen
