@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dfguard-installed
 
-.PHONY: test demo lint bench-kernels bench-pipeline bench-perf clean
+.PHONY: test test-fast demo lint bench-kernels bench-pipeline bench-perf gpu-check gpu-check-dry clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ $(STAMP): setup.py pyproject.toml | $(BIN)/python
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# the inner loop: unit tests only (no training, no tritonserver), a few minutes
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m "not slow and not integration"
 
 demo: $(STAMP)
 	$(BIN)/dfguard demo --out demo_output
@@ -34,6 +39,14 @@ bench-pipeline: $(STAMP)
 
 bench-perf: $(STAMP)
 	$(BIN)/python -m benchmarks.perf
+
+# On a bare GPU machine: no venv, no install, the checkout's own modules (see benchmarks/gpu_check.py).
+GPU_CHECK_OUT ?= benchmarks/gpu_check
+gpu-check:
+	PYTHONPATH=. $(PYTHON) -m benchmarks.gpu_check --out $(GPU_CHECK_OUT)
+
+gpu-check-dry: $(STAMP)
+	$(BIN)/python -m benchmarks.gpu_check --dry-run --out $(GPU_CHECK_OUT)-dry
 
 clean:
 	rm -rf $(VENV) build *.egg-info

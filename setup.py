@@ -1,4 +1,4 @@
-"""deepfake-guard: one distribution, one import root (``dfguard``), the card's folders mapped into it."""
+"""deepfake-guard: one distribution, one import root (``dfguard``), the top-level folders mapped into it."""
 
 from pathlib import Path
 
@@ -6,7 +6,8 @@ from setuptools import setup
 
 ROOT = Path(__file__).parent
 
-# The card's top-level folders are sub-packages of ``dfguard``: nothing installs a bare ``train`` or ``client``.
+# The repository's top-level folders kernels/, train/ and client/ are sub-packages of ``dfguard``: nothing
+# installs a bare ``train`` or ``client``.
 PACKAGE_DIR = {
     "dfguard": "dfguard",
     "dfguard.kernels": "kernels",
@@ -67,7 +68,7 @@ setup(
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=[*PACKAGE_DIR, "dfguard.faces", "dfguard.serving"],
+    packages=[*PACKAGE_DIR, "dfguard.faces", "dfguard.inference", "dfguard.serving"],
     package_dir=PACKAGE_DIR,
     package_data={"dfguard.kernels": ["*.cu"], "dfguard.train": ["configs/*.yaml"]},
     install_requires=INSTALL_REQUIRES,

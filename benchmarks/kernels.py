@@ -39,6 +39,9 @@ class Case:
     max_error: float | None = None
 
 
+Row = tuple[Case, float, float, float]  # case, seconds per call, × the numpy reference, share of the copy
+
+
 def _cpu_cases(batch: int, size: int, backends: list[str], rng: np.random.Generator) -> list[Case]:
     """The memory copy and the CPU backends on one batch of random 8-bit crops."""
     images = rng.integers(0, 256, (batch, size, size), dtype=np.uint8)
@@ -56,7 +59,7 @@ def _cpu_cases(batch: int, size: int, backends: list[str], rng: np.random.Genera
     return cases
 
 
-def _gpu_cases(batch: int, size: int, backends: list[str], rng: np.random.Generator) -> list[Case]:
+def gpu_cases(batch: int, size: int, backends: list[str], rng: np.random.Generator) -> list[Case]:
     """The device copy and the GPU backends, rotating through enough buffers to defeat the L2 cache."""
     import cupy
 
@@ -92,7 +95,7 @@ def measure(cases: list[Case], rounds: int) -> dict[str, float]:
     return {name: float(np.median(times)) for name, times in samples.items()}
 
 
-def table(rows: list[tuple[Case, float, float, float]]) -> str:
+def table(rows: list[Row]) -> str:
     """Markdown table: one row per (case, seconds, ratio to the reference, share of the copy bandwidth)."""
     lines = ["| backend | batch | images/s | effective GB/s | × numpy reference | % of copy bandwidth "
              "| max abs error |", "|---|---:|---:|---:|---:|---:|---:|"]
@@ -104,28 +107,31 @@ def table(rows: list[tuple[Case, float, float, float]]) -> str:
     return "\n".join(lines)
 
 
+def time_group(cases: list[Case], rounds: int, reference_seconds: float | None = None) -> list[Row]:
+    """Time one group (its first case is the copy that sets the bandwidth limit); ratios to the NumPy reference
+    come from the group's own ``numpy`` case or from ``reference_seconds``."""
+    timing = measure(cases, rounds)
+    copy, reference = cases[0], timing.get("numpy", reference_seconds)
+    return [(case, timing[case.name], reference / timing[case.name] if reference else float("nan"),
+             timing[copy.name] / timing[case.name]) for case in cases]
+
+
 def run(batches: list[int], size: int, rounds: int) -> tuple[str, list[str]]:
     """Measure every batch; return the markdown table and the target verdicts."""
     rng = np.random.default_rng(0)
     available = available_backends()
     cpu = [b for b in available if b not in GPU_BACKENDS]
     gpu = [b for b in available if b in GPU_BACKENDS]
-    rows, verdicts = [], []
+    rows: list[Row] = []
     for batch in tqdm(batches, desc="batches", unit="batch"):
-        groups = [_cpu_cases(batch, size, cpu, rng)] + ([_gpu_cases(batch, size, gpu, rng)] if gpu else [])
+        groups = [_cpu_cases(batch, size, cpu, rng)] + ([gpu_cases(batch, size, gpu, rng)] if gpu else [])
         for cases in groups:
-            timing = measure(cases, rounds)
-            copy, reference = cases[0], timing.get("numpy")
-            for case in cases:
-                seconds = timing[case.name]
-                vs_reference = reference / seconds if reference else float("nan")
-                rows.append((case, seconds, vs_reference, timing[copy.name] / seconds))
-    verdicts += _verdicts(rows)
-    return table(rows), verdicts
+            rows += time_group(cases, rounds)
+    return table(rows), verdicts(rows)
 
 
-def _verdicts(rows: list[tuple[Case, float, float, float]]) -> list[str]:
-    """The issue's targets, checked against the measured rows."""
+def verdicts(rows: list[Row]) -> list[str]:
+    """The kernels' speed targets (docs/architecture.md), checked against the measured rows."""
     out = []
     for case, _, vs_reference, vs_copy in rows:
         if case.name == "numba" and case.batch == 256:

@@ -76,12 +76,24 @@ def command_line() -> str:
     return " ".join([program, *map(shlex.quote, sys.argv[1:])])
 
 
-def write_section(key: str, title: str, body: str) -> None:
-    """Replace (or append) the section ``key`` of RESULTS.md with ``title`` + machine, command, date + ``body``."""
-    begin, end = f"<!-- {key}:begin -->", f"<!-- {key}:end -->"
-    section = (f"{begin}\n## {title}\n\nMachine: {machine_description()}  \nCommand: `{command_line()}`  \n"
-               f"Date: {date.today().isoformat()}\n\n{body.rstrip()}\n{end}")
+def render_section(key: str, title: str, body: str, machine: str, command: str, day: str) -> str:
+    """A RESULTS.md section: markers, title, the machine, command and date it was measured with, the body."""
+    return (f"<!-- {key}:begin -->\n## {title}\n\nMachine: {machine}  \nCommand: `{command}`  \nDate: {day}\n\n"
+            f"{body.rstrip()}\n<!-- {key}:end -->")
+
+
+def merge_sections(sections: str) -> None:
+    """Put each marked section of ``sections`` into RESULTS.md, replacing the section of the same key."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    for match in re.finditer(r"<!-- ([\w-]+):begin -->.*?<!-- \1:end -->", sections, re.S):
+        pattern = re.compile(re.escape(f"<!-- {match.group(1)}:begin -->") + ".*?"
+                             + re.escape(f"<!-- {match.group(1)}:end -->"), re.S)
+        section = match.group(0)
+        found = pattern.search(text)
+        text = pattern.sub(lambda _, s=section: s, text) if found else text.rstrip() + "\n\n" + section + "\n"
     RESULTS.write_text(text)
+
+
+def write_section(key: str, title: str, body: str) -> None:
+    """Replace (or append) the section ``key`` of RESULTS.md, measured on this machine by this command today."""
+    merge_sections(render_section(key, title, body, machine_description(), command_line(), date.today().isoformat()))

@@ -5,4 +5,13 @@ Sub-packages: ``dfguard.kernels`` (blockwise 8×8 DCT), ``dfguard.train`` (data,
 ``dfguard.client`` (gRPC client, batch scoring).
 """
 
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+# setup.py maps the checkout's kernels/, train/ and client/ folders to dfguard.kernels, .train and .client. Run
+# from a checkout without an install (``PYTHONPATH=.``, as on a bare GPU machine), imports find them beside this
+# folder; installed, this folder has no such neighbours and nothing changes.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+if (_CHECKOUT / "setup.py").is_file() and (_CHECKOUT / "kernels" / "__init__.py").is_file():
+    __path__.append(str(_CHECKOUT))

@@ -45,7 +45,7 @@ class LocalDetector:
     @torch.no_grad()
     def score_frames(self, frames: np.ndarray) -> VideoResult:
         """RGB uint8 frames ``[F, H, W, 3]`` → faces → crops → DCT → model → scores and verdict."""
-        from dfguard.train.data import model_inputs
+        from dfguard.inference.features import model_inputs
 
         crops = extract_faces(list(frames), self.crop)
         output = self.model(**model_inputs(crops.faces, crops.parts, self.cutoff))

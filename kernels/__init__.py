@@ -1,6 +1,6 @@
 """Blockwise 8×8 DCT kernels: a NumPy reference, Numba CPU, Numba CUDA and a CuPy RawKernel.
 
-The contract (../DESIGN.md, "Kernel contract"): ``dct_highpass(x, *, cutoff=4, output="spatial",
+The contract (docs/architecture.md, "Kernel contract"): ``dct_highpass(x, *, cutoff=4, output="spatial",
 backend="auto")`` and ``freq_vector(x)``.
 """
 

@@ -7,7 +7,6 @@ It must be chosen before ``numba.cuda`` is first imported, hence here, at collec
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +17,16 @@ if not HAS_NVIDIA_DEVICE:
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 
+# One seed for every random choice the tests make (inputs and the training run): fixed, so a run is repeatable;
+# DFGUARD_TEST_SEED picks another one (CI or a person hunting for a margin that is only noise).
+SEED = int(os.environ.get("DFGUARD_TEST_SEED", "0"))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
-    """A generator with a fresh seed each run (printed, so a failure can be replayed with DFGUARD_TEST_SEED)."""
-    seed = int(os.environ.get("DFGUARD_TEST_SEED", secrets.randbits(32)))
-    print(f"random seed {seed} (replay with DFGUARD_TEST_SEED={seed})")
-    return np.random.default_rng(seed)
+    """A generator seeded with the session's seed (printed, so a failure names the seed to replay)."""
+    print(f"test seed {SEED} (DFGUARD_TEST_SEED={SEED} replays it)")
+    return np.random.default_rng(SEED)
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +34,7 @@ def prepared(tmp_path_factory) -> Path:
     """Prepared synthetic crops (see training_data.py), built once per test session."""
     from training_data import build_prepared
 
-    return build_prepared(tmp_path_factory.mktemp("synthetic"))
+    return build_prepared(tmp_path_factory.mktemp("synthetic"), seed=SEED)
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +42,7 @@ def trained(prepared, tmp_path_factory) -> Path:
     """A run folder of the tiny preset trained on two families, built once per test session."""
     from training_data import build_trained
 
-    return build_trained(prepared, tmp_path_factory.mktemp("run"))
+    return build_trained(prepared, tmp_path_factory.mktemp("run"), seed=SEED)
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +60,18 @@ def served(repository):
 
     with TritonServer(repository) as server:
         yield server
+
+
+# Markers by what a test needs: a trained model or prepared data is slow (built once per session, minutes);
+# a real tritonserver is an integration test. `make test-fast` runs the rest (`-m "not slow and not integration"`).
+SLOW_FIXTURES = {"prepared", "trained", "repository"}
+SERVER_MODULES = {"test_serving", "test_ensemble", "test_client", "test_score"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each collected test ``slow`` and/or ``integration`` from its fixtures and module."""
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+        if "served" in item.fixturenames or item.module.__name__.rsplit(".", 1)[-1] in SERVER_MODULES:
+            item.add_marker(pytest.mark.integration)

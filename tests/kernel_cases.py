@@ -1,4 +1,5 @@
-"""Inputs and an independent SciPy reference shared by the kernel tests."""
+"""Inputs and an independent SciPy reference shared by the kernel tests and ``benchmarks.gpu_check`` (which runs
+the same cases on a GPU machine: NumPy and SciPy only here, no pytest)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import scipy.fft
 
 CUDA_SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"  # set by conftest.py without a GPU
 LUMA = np.array([0.299, 0.587, 0.114])
+OUTPUTS = ("spatial", "coefficients")
 
 # name -> (shape, dtype): grayscale and RGB, uint8 and float32, batched, sizes on and off the 8-pixel grid
 INPUT_KINDS: dict[str, tuple[tuple[int, ...], str]] = {

@@ -14,6 +14,7 @@ import torch
 
 from dfguard.config import to_dict
 from dfguard.onnx_export import ExportParityError
+from dfguard.scoring import VideoScorer
 from dfguard.train.config import load_preset
 from dfguard.train.data import FrameDataset
 from dfguard.train.evaluate import load_checkpoint
@@ -60,11 +61,8 @@ def test_onnx_streams_composed_score_like_pytorch(exported, trained, prepared, b
     assert np.abs(embedding - reference.embedding.numpy()).max() < 1e-4
     assert logit.shape == (batch, 1) and np.abs(logit[:, 0] - reference.logit.numpy()).max() < 1e-4
     classifier = json.loads((exported / "classifier.json").read_text())
-    real, fake = np.array(classifier["center_real"]), np.array(classifier["center_fake"])
-    spread = ((fake - real) ** 2).sum()
-    score = 1 / (1 + np.exp(-classifier["cluster_scale"] * (((embedding - real) ** 2).sum(1)
-                                                            - ((embedding - fake) ** 2).sum(1)) / spread))
-    np.testing.assert_allclose(score, cluster_score(model, reference.embedding).numpy(), atol=1e-4)
+    served = VideoScorer.from_parameters(classifier).frame_scores(embedding, logit)  # what the ensemble answers
+    np.testing.assert_allclose(served, cluster_score(model, reference.embedding).numpy(), atol=1e-4)
     assert classifier["score"] == "cluster" and classifier["image_size"] == 128 and classifier["cutoff"] == 4
 
 

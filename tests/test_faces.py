@@ -163,8 +163,8 @@ def test_face_square_is_moved_inside_or_padded_at_the_border():
     assert crops.found[0] and crops.boxes[0][0] == 0.0  # moved inside, not padded
     small = np.ascontiguousarray(image[150:340, 170:360])  # the face fills the frame: the square cannot fit
     crops = extract_faces([small])
-    if crops.found[0]:
-        assert crops.boxes[0][0] < 0 and (crops.faces[0][:, :, :3] == 0).all()  # black padding on the left
+    assert crops.found[0]
+    assert crops.boxes[0][0] < 0 and (crops.faces[0][:, :, :3] == 0).all()  # black padding on the left
 
 
 def test_pytorch_and_the_default_onnx_runtime_engine_agree():

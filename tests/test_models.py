@@ -26,8 +26,14 @@ def inputs(config, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
             "freq_vector": torch.rand(batch, 128, generator=generator) * 3}
 
 
-def test_the_six_presets_exist():
+def test_the_papers_presets_train_with_the_papers_settings():
     assert PRESETS == ["cdnet", "dual_stream", "freq_only", "full", "rgb_only", "tiny"]
+    cdnet, dual = load_preset("cdnet"), load_preset("dual_stream")
+    assert (cdnet.stage1.lr, cdnet.stage1.batch_size, cdnet.stage1.epochs, cdnet.stage2.epochs) == (1e-4, 32, 20, 20)
+    assert (cdnet.stage2.alpha, cdnet.stage2.beta, cdnet.model.embedding) == (1e-4, 0.4, 200)
+    assert cdnet.model.rgb.parts and cdnet.model.freq.use_vector
+    assert (dual.model.rgb.backbone, dual.model.freq.cutoff, dual.stage1.temperature) == ("efficientnet_b4", 4, 0.07)
+    assert dual.stage2.epochs == 0 and not dual.model.rgb.parts
 
 
 @pytest.mark.parametrize("name", PRESETS)

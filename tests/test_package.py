@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.resources
+import re
 import subprocess
 import sys
 import zipfile
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import matplotlib.cbook
 import numpy as np
-import pytest
 from PIL import Image
 
 import dfguard
@@ -101,12 +101,13 @@ def test_demo_runs_from_synthetic_videos_to_scores_over_grpc(tmp_path):
     assert lines[0] == "video,method,label,video_score,verdict" and len(lines) == 1 + 5 * test_per_class
 
 
-@pytest.mark.parametrize("name", ["Makefile", ".ci/run", "README.md"])
-def test_the_two_commands_are_wired(name):
-    text = (REPO / name).read_text()
-    assert "make test" in text or "test:" in text
-    if name != ".ci/run":
-        assert "demo" in text
+def test_ci_runs_the_readme_test_command_and_it_runs_ruff_and_pytest():
+    readme = (REPO / "README.md").read_text()
+    assert "make test " in readme and "make demo " in readme  # the two commands, in the README's code block
+    ci = [line for line in (REPO / ".ci/run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == "make test"
+    plan = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "ruff check ." in plan and "pytest" in plan
 
 
 def test_cli_faces_draws_the_detection_and_lists_it(tmp_path):
@@ -120,3 +121,21 @@ def test_cli_faces_draws_the_detection_and_lists_it(tmp_path):
     Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(flat)
     result = run_cli("faces", str(flat), "-o", str(tmp_path / "none.png"))
     assert result.returncode == 0 and "face score" not in result.stdout and (tmp_path / "none.png").exists()
+
+
+def test_nothing_in_the_repository_points_outside_it():
+    """A user who clones the repository has only the repository: no link or path may lead out of it."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    suffixes = {".md", ".py", ".yaml", ".pbtxt", ".toml", ".cfg", ".txt", ""}
+    text_files = [REPO / name for name in tracked if Path(name).suffix in suffixes and (REPO / name).is_file()]
+    assert len(text_files) > 50
+    outside = re.compile(r"\.\./shared|\.\./DESIGN\.md|\.\./\.library")
+    link = re.compile(r"\]\(([^)#\s]+)")  # markdown link targets
+    problems = []
+    for path in text_files:
+        text = path.read_text(errors="replace")
+        problems += [f"{path.relative_to(REPO)}: {m.group(0)}" for m in outside.finditer(text)]
+        for target in link.findall(text) if path.suffix == ".md" else []:
+            if "://" not in target and REPO not in (path.parent / target).resolve().parents:
+                problems.append(f"{path.relative_to(REPO)}: link to {target}")
+    assert not problems, problems

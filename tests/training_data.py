@@ -7,25 +7,26 @@ from pathlib import Path
 SEEN, UNSEEN = ("nearest", "transposed_conv"), ("bilinear", "pixel_shuffle")
 
 
-def build_prepared(root: Path) -> Path:
-    """Synthetic videos of all four families, cropped at 128 px (the tiny preset's size)."""
+def build_prepared(root: Path, seed: int = 0) -> Path:
+    """Synthetic videos of all four families (drawn with ``seed``), cropped at 128 px (the tiny preset's size)."""
     from dfguard.faces.crops import CropConfig
     from dfguard.train.datasets import load_csv
     from dfguard.train.prepare import prepare_dataset
     from dfguard.train.synthetic import VideoSpec, make_dataset
 
     manifest = make_dataset(root / "videos", families=SEEN + UNSEEN, videos_per_class=10,
-                            spec=VideoSpec(width=160, height=160, frames=10), progress=False)
+                            spec=VideoSpec(width=160, height=160, frames=10), seed=seed, progress=False)
     prepare_dataset(load_csv(manifest), root / "prepared", frames=8, config=CropConfig(size=128), progress=False)
     return root / "prepared"
 
 
-def build_trained(prepared: Path, run: Path) -> Path:
-    """The tiny preset trained on two families (3 + 2 epochs)."""
+def build_trained(prepared: Path, run: Path, seed: int = 0) -> Path:
+    """The tiny preset trained on two families (3 + 2 epochs) with the given training seed."""
     from dfguard.train.config import load_preset
     from dfguard.train.trainer import Trainer
 
-    Trainer(load_preset("tiny", (f"data.methods=[{', '.join(SEEN)}]",)), prepared, run, progress=False).run()
+    overrides = (f"data.methods=[{', '.join(SEEN)}]", f"seed={seed}")
+    Trainer(load_preset("tiny", overrides), prepared, run, progress=False).run()
     return run
 
 

@@ -1,1 +1,1 @@
-"""Training and evaluation: data sets, synthetic forgeries, models, losses, trainer, export (issue 4)."""
+"""Training and evaluation: data sets, synthetic forgeries, models, losses, trainer, export."""

@@ -1,8 +1,8 @@
 """Frames of prepared videos as model inputs, computed the way the ensemble computes them.
 
 ``FrameDataset`` reads the crops ``dfguard prepare`` wrote (one sample per frame with a face) and
-``model_inputs`` turns uint8 crops into the four tensors the model takes, with the frequency features from
-``dfguard.kernels``, the code the ensemble's ``dct_highpass`` step runs.
+``dfguard.inference.features.model_inputs`` turns them into the four tensors the model takes, with the code the
+ensemble's ``dct_highpass`` step runs.
 """
 
 from __future__ import annotations
@@ -17,27 +17,11 @@ import torch
 from torch.utils.data import Dataset
 
 from dfguard.faces.crops import FLIP_KEYPOINTS, PART_KEYPOINTS
-from dfguard.kernels import array_module, dct_highpass, freq_vector
+from dfguard.inference.features import model_inputs
 
 from .prepare import PreparedVideo, read_manifest
 
 FLIPPED_PARTS = [PART_KEYPOINTS.index(FLIP_KEYPOINTS[k]) for k in PART_KEYPOINTS]  # right eye <-> left eye
-
-
-def frequency_features(faces: np.ndarray, cutoff: int) -> tuple[np.ndarray, np.ndarray]:
-    """DCT high-pass maps ``[B, 1, S, S]`` and frequency vectors ``[B, 128]`` of uint8 faces ``[B, 3, S, S]``
-    (NumPy arrays on the CPU kernel, CuPy arrays on the GPU one; the result lives where the input does)."""
-    rgb = array_module(faces).ascontiguousarray(faces.transpose(0, 2, 3, 1))
-    highpass = dct_highpass(rgb, cutoff=cutoff)
-    # reshape, not [:, None]: a None axis gets stride 0, which DLPack consumers (Triton) refuse as non-contiguous
-    return highpass.reshape(len(highpass), 1, *highpass.shape[1:]), freq_vector(rgb)
-
-
-def model_inputs(faces: np.ndarray, parts: np.ndarray, cutoff: int) -> dict[str, torch.Tensor]:
-    """The model's keyword inputs for a batch of uint8 crops."""
-    dct_map, vector = frequency_features(faces, cutoff)
-    return {"faces": torch.from_numpy(faces), "parts": torch.from_numpy(parts), "dct_map": torch.from_numpy(dct_map),
-            "freq_vector": torch.from_numpy(vector)}
 
 
 @dataclass(frozen=True)

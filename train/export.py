@@ -25,10 +25,10 @@ from torch import nn
 
 from dfguard.faces.crops import CropConfig, extract_faces
 from dfguard.faces.export import export_detector
+from dfguard.inference.features import frequency_features
 from dfguard.kernels import FREQ_VECTOR_SIZE
 from dfguard.onnx_export import export_onnx
 
-from .data import frequency_features
 from .evaluate import load_checkpoint
 from .models import CLUSTER_SCALE, DeepfakeDetector
 

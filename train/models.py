@@ -189,7 +189,7 @@ def build_model(config: ModelConfig) -> DeepfakeDetector:
 
 def cluster_score(model: DeepfakeDetector, embeddings: torch.Tensor, scale: float = CLUSTER_SCALE) -> torch.Tensor:
     """P(fake) from the cluster decision: ``sigmoid(scale · (d_real − d_fake) / ‖C_fake − C_real‖²)``; above 0.5
-    exactly when the fake centre is the nearer one (``scale`` is calibrated on validation data)."""
+    exactly when the fake centre is the nearer one (``scale`` is a fixed slope, not fitted to data)."""
     to_real, to_fake = model.centers.distances(embeddings)
     spread = (model.centers.fake - model.centers.real).pow(2).sum().clamp_min(1e-12)
     return torch.sigmoid(scale * (to_real - to_fake) / spread)

@@ -2,7 +2,9 @@
 
 * Checkpoints: ``last.pt`` after every epoch (a rerun resumes from it), ``stage1_best.pt`` / ``stage2_best.pt``
   at the best validation frame AUC, and ``best.pt``, the model to evaluate and export. Stage 2 starts from
-  ``stage1_best.pt`` and sets the centres from the training set (eq. 1); they are saved with the model.
+  ``stage1_best.pt`` and sets the centres from the training set (eq. 1); within an epoch they move by eq. (4),
+  after it eq. (1) sets them again for the network as it now is; batch norm keeps its running statistics in
+  stage 2, so training and inference embed alike. The centres are saved with the model.
 * Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel (gloo on
   CPU, NCCL on GPUs), samplers split the data, and only rank 0 writes checkpoints and TensorBoard logs.
 * AMP (float16 with a gradient scaler) where the device is a GPU; fixed seeds; progress bars on rank 0.
@@ -118,6 +120,15 @@ def predict(model: DeepfakeDetector, data: DataLoader, device: torch.device, sta
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """ROC AUC, or NaN when only one class is present."""
     return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else float("nan")
+
+
+def freeze_batch_norm(model: torch.nn.Module) -> None:
+    """Put every batch-norm layer in eval mode (running statistics, no updates). In stage 2 the centres follow the
+    training batches' embeddings (eq. 4) and decide on inference embeddings (eq. 5): with batch statistics the two
+    differ, and in short runs the centres ended up nearer the other class's inference embeddings (measured)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
 
 
 @torch.no_grad()
@@ -241,10 +252,10 @@ class Trainer:
         train = loader(self.train_set, batch_size, shuffle=True, runtime=self.runtime, seed=seed, workers=self.workers)
         val = loader(self.val_set, batch_size, shuffle=False, runtime=Runtime(self.runtime.device), seed=seed,
                      workers=self.workers)
+        in_order = loader(self.train_set, batch_size, shuffle=False, runtime=Runtime(self.runtime.device), seed=seed,
+                          workers=self.workers)
         if stage == 2 and progress.epoch == 0:
-            reset_centers(self.model, loader(self.train_set, batch_size, shuffle=False,
-                                             runtime=Runtime(self.runtime.device), seed=seed, workers=self.workers),
-                          self.runtime.device, self.progress)
+            reset_centers(self.model, in_order, self.runtime.device, self.progress)
             progress.history.append({"stage": 2, "epoch": 0, "center_distance": self.center_distance()})
         model, wrapped = self.model, self.wrapped
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=self.config.stage1.weight_decay)
@@ -255,6 +266,10 @@ class Trainer:
             if isinstance(train.sampler, DistributedSampler):
                 train.sampler.set_epoch(epoch)
             loss = self.epoch(stage, epoch, wrapped, train, optimizer, scaler)
+            if stage == 2:
+                # The centres of eq. (4) trail a network that moves faster than α lets them follow (in short runs
+                # they ended nearer the other class, measured); eq. (1) again gives the ones this network decides by.
+                reset_centers(self.model, in_order, self.runtime.device, self.progress)
             scores, labels, _ = predict(model, val, self.runtime.device, stage, self.progress)
             val_auc = auc(scores, labels)
             progress.epoch = epoch + 1
@@ -280,6 +295,8 @@ class Trainer:
               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> float:
         """One pass over the training data; returns the mean loss."""
         model.train()
+        if stage == 2:
+            freeze_batch_norm(model)
         total, steps = 0.0, 0
         bar = tqdm(data, desc=f"stage {stage} epoch {epoch + 1}", leave=False, disable=not self.progress)
         for batch in bar:

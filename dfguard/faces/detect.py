@@ -142,5 +142,5 @@ def detect_faces_batch(images: Sequence[np.ndarray] | np.ndarray, *, min_score: 
 
 
 def detect_faces(image: np.ndarray, *, min_score: float = MIN_SCORE) -> list[Detection]:
-    """Faces in one RGB uint8 ``[H, W, 3]`` image, best first (the face contract of DESIGN.md)."""
+    """Faces in one RGB uint8 ``[H, W, 3]`` image, best first (the face contract of docs/architecture.md)."""
     return detect_faces_batch([image], min_score=min_score)[0]

@@ -3,17 +3,17 @@
 Each builds its state in ``initialize`` (limits from the model config's ``parameters``), handles every request
 of an ``execute`` and returns exactly one response per request: bad input becomes that request's
 ``INVALID_ARG`` error with a message naming the problem, and the other requests and the server carry on.
+Each step imports only what it uses, inside its own methods: a stub process loads PyAV, ONNX Runtime, OpenCV or
+the kernels only when its step needs them (this module itself needs NumPy alone).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from dfguard.faces.detect import detector_input
-from dfguard.video import DEFAULT_FRAMES, VideoError, decode_frames, probe_video, sample_indices
 
 
 def _pb() -> Any:
@@ -53,6 +53,8 @@ class VideoProbe:
     usable video, so the decoder, DALI's included, only ever sees files that open and have frames."""
 
     def initialize(self, args: dict[str, str]) -> None:
+        from dfguard.video import DEFAULT_FRAMES
+
         settings = parameters(args)
         self.default_frames = int(settings.get("default_frames", DEFAULT_FRAMES))
         self.max_frames = int(settings.get("max_frames", 256))
@@ -64,6 +66,8 @@ class VideoProbe:
 
     def probe(self, request: Any) -> Any:
         """One request's response (or its INVALID_ARG error)."""
+        from dfguard.video import VideoError, probe_video, sample_indices
+
         pb = _pb()
         video = pb.get_input_tensor_by_name(request, "VIDEO").as_numpy()
         count_tensor = pb.get_input_tensor_by_name(request, "NUM_FRAMES")
@@ -91,6 +95,9 @@ class VideoDecode:
 
     def decode(self, request: Any) -> Any:
         """One request's response (or its INVALID_ARG error)."""
+        from dfguard.faces.detect import detector_input
+        from dfguard.video import VideoError, decode_frames
+
         pb = _pb()
         video = pb.get_input_tensor_by_name(request, "VIDEO").as_numpy()
         indices = pb.get_input_tensor_by_name(request, "FRAME_INDEX").as_numpy().reshape(-1)
@@ -119,6 +126,7 @@ class ImageDecode:
 
     def decode(self, request: Any) -> Any:
         """One request's response (or its INVALID_ARG error)."""
+        from dfguard.faces.detect import detector_input
         from dfguard.image import ImageError, read_image
 
         pb = _pb()
@@ -135,8 +143,6 @@ class ImageDecode:
 
 def classifier_parameters(args: dict[str, str]) -> dict:
     """``classifier.json`` at the repository root (written by ``dfguard export --repository``)."""
-    from pathlib import Path
-
     path = Path(args["model_repository"]).parent / "classifier.json"
     if not path.is_file():
         raise RuntimeError(f"{path} is missing: build the repository with `dfguard export --repository`")
@@ -148,8 +154,6 @@ class OnnxModel:
     All requests of an ``execute`` run as one batch (their frames concatenated), then are split back."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        from pathlib import Path
-
         import onnxruntime
 
         config = json.loads(args["model_config"])
@@ -216,8 +220,8 @@ class DctHighpass:
             cupy.cuda.Device(int(args["model_instance_device_id"])).use()
 
     def execute(self, requests: list[Any]) -> list[Any]:
+        from dfguard.inference.features import frequency_features
         from dfguard.kernels import array_module
-        from dfguard.train.data import frequency_features
 
         faces = [self._faces(r) for r in requests]
         xp = array_module(faces[0])
