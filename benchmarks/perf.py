@@ -31,12 +31,10 @@ def markdown(rows: list[PerfRow]) -> str:
 
 def plot(rows: list[PerfRow], path: Path, title: str) -> Path:
     """Throughput against p50 and p95 latency, one point per concurrency, labelled."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axis = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    axis = fig.subplots()
     for name, values, style in (("p50", [r.p50_ms for r in rows], "o-"), ("p95", [r.p95_ms for r in rows], "s--")):
         axis.plot(values, [r.throughput for r in rows], style, label=f"{name} latency")
     for r in rows:
@@ -47,7 +45,6 @@ def plot(rows: list[PerfRow], path: Path, title: str) -> Path:
     axis.grid(alpha=0.3)
     axis.legend()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dfguard.scoring import VERDICTS
+
 SEEN, UNSEEN = ("nearest", "transposed_conv"), ("bilinear", "pixel_shuffle")
 
 
@@ -32,7 +34,7 @@ def score_over_grpc(repository: Path, records: list, num_frames: int = 8) -> Pat
     with path.open("w", newline="") as handle:
         csv.writer(handle).writerows([("video", "method", "label", "video_score", "verdict"), *rows])
     labels, scores = [r[2] for r in rows], [r[3] for r in rows]
-    verdicts = {v: sum(r[4] == v for r in rows) for v in ("fake", "real", "uncertain", "no_face")}
+    verdicts = {v: sum(r[4] == v for r in rows) for v in VERDICTS}
     scored = [(y, p) for y, p in zip(labels, scores, strict=True) if not np.isnan(p)]
     auc = roc_auc_score(*zip(*scored, strict=True)) if len({y for y, _ in scored}) == 2 else float("nan")
     print(f"  {len(rows)} test videos scored over gRPC: video AUC {auc:.3f}; verdicts {verdicts}")

@@ -12,17 +12,15 @@ from dfguard.kernels import BLOCK, dct_highpass, freq_vector
 def plot_dct_map(image: np.ndarray, out: Path, *, cutoff: int = 4, backend: str = "auto", title: str = "") -> None:
     """Save a 4-panel PNG: the image, its DCT high-pass map, per-block coefficient amplitudes, and the mean
     log-amplitude of each of the 64 frequencies (the first half of ``freq_vector``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     highpass = dct_highpass(image, cutoff=cutoff, backend=backend)
     coefficients = dct_highpass(image, cutoff=0, output="coefficients", backend=backend)
     mean_amplitude = freq_vector(image, backend=backend)[: BLOCK * BLOCK].reshape(BLOCK, BLOCK)
     limit = float(np.percentile(np.abs(highpass), 99)) or 1.0
 
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4), constrained_layout=True)
+    fig = Figure(figsize=(16, 4.4), layout="constrained")
+    axes = fig.subplots(1, 4)
     axes[0].imshow(image)
     axes[0].set_title(title or "input")
     shown = axes[1].imshow(highpass, cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -40,29 +38,26 @@ def plot_dct_map(image: np.ndarray, out: Path, *, cutoff: int = 4, backend: str 
         ax.axis("off")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
 
 
 def plot_faces(image: np.ndarray, out: Path, *, title: str = "") -> int:
     """Save a PNG of the frame with every detected box and keypoint, and the crops the models see (the largest
     face at 256×256 and its four 64×64 parts). Returns the number of faces found."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     from dfguard.faces import KEYPOINT_NAMES, detect_faces
     from dfguard.faces.crops import PART_NAMES, crop_frames
 
     detections = detect_faces(image)
     crops = crop_frames([image], [detections])
-    fig = plt.figure(figsize=(14, 5.2), constrained_layout=True)
+    fig = Figure(figsize=(14, 5.2), layout="constrained")
     grid = fig.add_gridspec(2, 5, width_ratios=[3.2, 2, 1, 1, 0.01])
     frame_ax = fig.add_subplot(grid[:, 0])
     frame_ax.imshow(image)
     for face in detections:
         x0, y0, x1, y1 = face.box
-        frame_ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", linewidth=2))
+        frame_ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", linewidth=2))
         frame_ax.scatter(*face.keypoints.T, c=range(len(KEYPOINT_NAMES)), cmap="tab10", s=18, vmin=0, vmax=9)
         frame_ax.text(x0, y0 - 4, f"{face.score:.2f}", color="lime", fontsize=9)
     frame_ax.set_title(f"{title or 'frame'}: {len(detections)} face(s)")
@@ -79,7 +74,6 @@ def plot_faces(image: np.ndarray, out: Path, *, title: str = "") -> int:
         ax.axis("off")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return len(detections)
 
 
@@ -87,14 +81,12 @@ def plot_frame_timeline(frame_index: list[int], frame_scores: list[float | None]
                         threshold: float = 0.5, verdict: str = "", video_score: float | None = None) -> Path:
     """Save a PNG of a video's per-frame P(fake) along its frame indices: the threshold as a line, frames without
     a face as grey bands, the video score as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     index = np.asarray(frame_index, float)
     scores = np.array([np.nan if s is None else s for s in frame_scores], float)
-    fig, ax = plt.subplots(figsize=(8, 3), constrained_layout=True)
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax = fig.subplots()
     step = float(np.median(np.diff(index))) if len(index) > 1 else 1.0
     for k in np.flatnonzero(np.isnan(scores)):
         ax.axvspan(index[k] - step / 2, index[k] + step / 2, color="0.85", linewidth=0)
@@ -107,23 +99,19 @@ def plot_frame_timeline(frame_index: list[int], frame_scores: list[float | None]
     ax.legend(loc="best", fontsize=8)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out
 
 
 def plot_score_histogram(scores: list[float], out: Path, *, threshold: float = 0.5, title: str = "") -> Path:
     """Save a PNG histogram of video scores with the threshold marked."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.subplots()
     ax.hist(scores, bins=np.linspace(0, 1, 21), color="tab:blue", edgecolor="white")
     ax.axvline(threshold, color="tab:red", label=f"threshold {threshold:g}")
     ax.set(xlabel="video P(fake)", ylabel="videos", title=title or f"{len(scores)} videos with a face")
     ax.legend()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out

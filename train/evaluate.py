@@ -149,12 +149,10 @@ def markdown_table(preset: str, results: dict) -> str:
 
 def plot_roc(scored: Scored, path: Path, title: str) -> None:
     """ROC curves of frames and of videos (mean of frame scores), with their AUCs."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
     mean, _, video_labels, _ = scored.by_video()
     for name, labels, scores in (("frames", scored.labels, scored.scores), ("videos", video_labels, mean)):
         if len(set(labels.tolist())) == 2:
@@ -165,7 +163,6 @@ def plot_roc(scored: Scored, path: Path, title: str) -> None:
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def summary_table(rows: dict[str, dict[str, float]], metric: str = "video AUC") -> str:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import timm
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dfguard.kernels import FREQ_VECTOR_SIZE
@@ -193,8 +192,3 @@ def cluster_score(model: DeepfakeDetector, embeddings: torch.Tensor, scale: floa
     to_real, to_fake = model.centers.distances(embeddings)
     spread = (model.centers.fake - model.centers.real).pow(2).sum().clamp_min(1e-12)
     return torch.sigmoid(scale * (to_real - to_fake) / spread)
-
-
-def logit_score(output: DetectorOutput) -> torch.Tensor:
-    """P(fake) from the stage-1 binary head."""
-    return F.sigmoid(output.logit)

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfguard.paths import cache_dir
+
 from .tflite import read_constant_tensors
 
 INPUT_SIZE = 128
@@ -132,13 +134,6 @@ def state_dict_from_tflite(path: Path) -> dict[str, torch.Tensor]:
             value = value.transpose(3, 0, 1, 2) if ".depthwise." in key else value.transpose(0, 3, 1, 2)
         state[key] = torch.from_numpy(np.ascontiguousarray(value))
     return state
-
-
-def cache_dir() -> Path:
-    """``$DFGUARD_CACHE``, else ``$XDG_CACHE_HOME/dfguard``, else ``~/.cache/dfguard``."""
-    if os.environ.get("DFGUARD_CACHE"):
-        return Path(os.environ["DFGUARD_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dfguard"
 
 
 def cached_artifact(source: Path, suffix: str) -> Path:

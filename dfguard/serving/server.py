@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dfguard.paths import cache_dir
+
 RESTRICTED_APIS = "model-repository,shared-memory,logging,trace"
 ADMIN_KEY = "dfguard-admin-key"  # HTTP header name; over gRPC Triton expects it prefixed "triton-grpc-protocol-"
 SYSTEM_BINARY = Path("/opt/tritonserver/bin/tritonserver")
@@ -109,8 +111,7 @@ class TritonServer:
     host: str = "127.0.0.1"
     model_config_name: str | None = "cpu"
     ports: tuple[int, int, int] | None = None  # http, grpc, metrics
-    cache: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                        / "dfguard")
+    cache: Path = field(default_factory=cache_dir)
     log: Path | None = None
     admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     tls_cert: Path | None = None  # PEM certificate and key: gRPC over TLS; HTTP and metrics then on 127.0.0.1
