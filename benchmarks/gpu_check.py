@@ -52,7 +52,7 @@ TIME_LIMIT_S = 8 * 60
 
 @dataclass
 class StepResult:
-    """One step's outcome: ``passed``, ``failed`` or ``skipped``, what it found and how long it took."""
+    """One step's outcome (``passed`` or ``failed``), what it found and how long it took."""
 
     name: str
     status: str = "passed"
@@ -67,7 +67,7 @@ class Settings:
     """What a run measures: the real sizes on a GPU, small ones in the dry run."""
 
     dry_run: bool
-    kernel_kinds: tuple[str, ...]
+    kernel_kinds: dict[str, tuple[tuple[int, ...], str]]  # name -> (shape, dtype), from tests/kernel_cases.py
     kernel_cutoffs: tuple[int, ...]
     bench_batches: tuple[int, ...]
     bench_size: int
@@ -81,8 +81,8 @@ class Settings:
         from kernel_cases import INPUT_KINDS, SIMULATOR_KINDS
 
         if dry_run:
-            return cls(True, tuple(SIMULATOR_KINDS), (1, 4, 8), (2,), 32, 1, (2,), 1)
-        return cls(False, tuple(INPUT_KINDS), tuple(range(1, 9)), GPU_BATCHES, 256, 5, MODEL_BATCHES, 5)
+            return cls(True, SIMULATOR_KINDS, (1, 4, 8), (2,), 32, 1, (2,), 1)
+        return cls(False, INPUT_KINDS, tuple(range(1, 9)), GPU_BATCHES, 256, 5, MODEL_BATCHES, 5)
 
 
 # --- step 1: the GPU kernels against the reference ------------------------------------------------------
@@ -96,22 +96,21 @@ def gpu_backends(dry_run: bool) -> list[str]:
 
 def check_kernels(settings: Settings) -> StepResult:
     """Every GPU backend against the NumPy reference on the kernel tests' cases, then device arrays in and out."""
-    from kernel_cases import INPUT_KINDS, OUTPUTS, SIMULATOR_KINDS, assert_matches, make_input
+    from kernel_cases import OUTPUTS, assert_matches, make_input
 
     from dfguard.kernels import dct_highpass
 
     result = StepResult("kernels")
-    kinds = {**INPUT_KINDS, **SIMULATOR_KINDS}
     backends = gpu_backends(settings.dry_run)
     if "cupy" not in backends:
         result.detail.append("cupy: skipped (no GPU)" if settings.dry_run else "cupy: NOT available")
     rng = np.random.default_rng(0)
     for backend in backends:
         cases = failures = 0
-        for kind in settings.kernel_kinds:
+        for kind, (shape, dtype) in settings.kernel_kinds.items():
             for output in OUTPUTS:
                 for cutoff in settings.kernel_cutoffs:
-                    x = make_input(rng, *kinds[kind])
+                    x = make_input(rng, shape, dtype)
                     expected = dct_highpass(x, cutoff=cutoff, output=output, backend="numpy")
                     cases += 1
                     try:
@@ -121,9 +120,11 @@ def check_kernels(settings: Settings) -> StepResult:
                         result.detail.append(f"{backend} {kind} {output} cutoff {cutoff}: {error}")
         result.data[backend] = {"cases": cases, "failures": failures}
         result.detail.append(f"{backend}: {cases - failures}/{cases} cases match the reference")
+    device_failures = 0
     if "cupy" in backends:
-        result.detail += device_array_checks(rng)
-    failed = any(v["failures"] for v in result.data.values()) or any("FAILED" in d for d in result.detail)
+        lines, device_failures = device_array_checks(rng)
+        result.detail += lines
+    failed = device_failures > 0 or any(v["failures"] for v in result.data.values())
     if not backends or (not settings.dry_run and len(backends) < 2):
         failed = True
         result.detail.append(f"expected both GPU backends, found {backends}")
@@ -131,20 +132,23 @@ def check_kernels(settings: Settings) -> StepResult:
     return result
 
 
-def device_array_checks(rng: np.random.Generator) -> list[str]:
-    """CuPy arrays in → CuPy out (no host round trip), torch CUDA tensors by DLPack, NaN found on the device."""
+def device_array_checks(rng: np.random.Generator) -> tuple[list[str], int]:
+    """CuPy arrays in → CuPy out (no host round trip), torch CUDA tensors by DLPack, NaN found on the device:
+    a line per check and the number that failed."""
     import cupy
     from kernel_cases import assert_matches, make_input
 
     from dfguard.kernels import dct_highpass, freq_vector
 
-    lines = []
+    lines, failures = [], 0
 
     def check(name: str, fn: Callable[[], None]) -> None:
+        nonlocal failures
         try:
             fn()
             lines.append(f"{name}: ok")
         except Exception as error:  # recorded, not raised: the other checks still run
+            failures += 1
             lines.append(f"{name}: FAILED ({type(error).__name__}: {error})")
 
     x = make_input(rng, (4, 40, 48, 3), "uint8")
@@ -178,14 +182,14 @@ def device_array_checks(rng: np.random.Generator) -> list[str]:
     check("CuPy arrays in, CuPy arrays out (cupy, numba-cuda, freq_vector)", cupy_in_cupy_out)
     check("torch CUDA tensor in by DLPack", torch_by_dlpack)
     check("NaN on the device is named (image 1)", nan_is_named)
-    return lines
+    return lines, failures
 
 
 # --- step 2: the GPU kernel benchmark -------------------------------------------------------------------
 
 def bench_kernels(settings: Settings) -> StepResult:
     """images/s and % of the device copy per GPU backend and batch (simulated plumbing only in the dry run)."""
-    from benchmarks.kernels import Case, gpu_cases, table, time_group, verdicts
+    from benchmarks.kernels import Case, gpu_cases, measure, table, time_group, verdicts
     from dfguard.kernels import dct_highpass
 
     result = StepResult("kernel-bench")
@@ -196,8 +200,7 @@ def bench_kernels(settings: Settings) -> StepResult:
     rows = []
     for batch in settings.bench_batches:
         host = rng.integers(0, 256, (batch, settings.bench_size, settings.bench_size), dtype=np.uint8)
-        reference = time_group([Case("numpy", batch, lambda h=host: dct_highpass(h, backend="numpy"),
-                                     host.size * 5)], 1)[0][1]
+        reference = measure([Case("numpy", batch, lambda h=host: dct_highpass(h, backend="numpy"), 0)], 1)["numpy"]
         if settings.dry_run:  # the simulator's speed means nothing: this proves the timing and table code runs
             source, target = host.copy(), np.empty_like(host)
             cases = [Case("memory copy (simulated run)", batch, lambda s=source, t=target: np.copyto(t, s),
@@ -241,7 +244,8 @@ class _StandInTensor:
         return np.asarray(self._array)
 
     def to_dlpack(self) -> Any:
-        return self._array
+        """A DLPack capsule, as Triton's ``Tensor.to_dlpack`` returns (not the producer's array)."""
+        return self._array.__dlpack__()
 
 
 def _stand_in_backend() -> types.ModuleType:
@@ -453,12 +457,12 @@ def environment() -> dict[str, str]:
     return versions
 
 
-def sections(results: list[StepResult], env: dict[str, str], command: str) -> str:
+def sections(results: list[StepResult], env: dict[str, str], command: str, dry_run: bool) -> str:
     """The RESULTS.md sections of this run (``kernels-gpu`` and ``models-gpu``), markers included."""
     from benchmarks.results import render_section
 
     by_name = {r.name: r for r in results}
-    suffix = " (dry run on a CPU: plumbing only)" if "dry-run" in command else ""
+    suffix = " (dry run on a CPU: plumbing only)" if dry_run else ""
     kernel_body = "\n".join([
         "Correctness: " + "; ".join(by_name["kernels"].detail[-5:]) if "kernels" in by_name else "",
         "Triton step: " + "; ".join(by_name["dct-step"].detail) if "dct-step" in by_name else "", "",
@@ -512,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"environment": env, "seconds": elapsed, "dry_run": args.dry_run, "steps": [asdict(r) for r in results]}
     (args.out / "gpu_check.json").write_text(json.dumps(record, indent=2, default=str))
-    (args.out / "sections.md").write_text(sections(results, env, command_line()))
+    (args.out / "sections.md").write_text(sections(results, env, command_line(), args.dry_run))
     print("\n" + summary(results))
     print(f"\n{elapsed:.0f} s in all (limit {TIME_LIMIT_S} s); " + ", ".join(f"{k} {v}" for k, v in env.items()))
     print(f"written: {args.out / 'gpu_check.json'}, {args.out / 'sections.md'}")

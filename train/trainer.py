@@ -252,8 +252,8 @@ class Trainer:
         train = loader(self.train_set, batch_size, shuffle=True, runtime=self.runtime, seed=seed, workers=self.workers)
         val = loader(self.val_set, batch_size, shuffle=False, runtime=Runtime(self.runtime.device), seed=seed,
                      workers=self.workers)
-        in_order = loader(self.train_set, batch_size, shuffle=False, runtime=Runtime(self.runtime.device), seed=seed,
-                          workers=self.workers)
+        in_order = (loader(self.train_set, batch_size, shuffle=False, runtime=Runtime(self.runtime.device), seed=seed,
+                           workers=self.workers) if stage == 2 else None)  # what eq. (1) averages over
         if stage == 2 and progress.epoch == 0:
             reset_centers(self.model, in_order, self.runtime.device, self.progress)
             progress.history.append({"stage": 2, "epoch": 0, "center_distance": self.center_distance()})
