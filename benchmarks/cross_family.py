@@ -17,10 +17,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from benchmarks.results import write_section
-from dfguard.demo import SEEN, UNSEEN
-from dfguard.faces.crops import CropConfig
+from dfguard.faces.crop_config import CropConfig
 from dfguard.train.config import load_preset
 from dfguard.train.datasets import load_csv
+from dfguard.train.demo import SEEN, UNSEEN
 from dfguard.train.evaluate import evaluate, summary_table
 from dfguard.train.prepare import prepare_dataset
 from dfguard.train.synthetic import VideoSpec, make_dataset

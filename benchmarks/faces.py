@@ -18,8 +18,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from benchmarks.results import calls_for, seconds_per_call, write_section
-from dfguard.faces import detect_faces_batch
 from dfguard.faces.crops import extract_faces
+from dfguard.faces.detect import detect_faces_batch
 
 SIZES = ((640, 360), (1280, 720))
 ROUND_SECONDS = 0.5

@@ -287,7 +287,10 @@ def stand_in_triton() -> Iterator[None]:
 
 def _step_args(repository: Path, kind: str) -> dict[str, str]:
     """The ``args`` Triton hands ``initialize``, for the step in a repository whose spec sets cutoff 4."""
-    (repository / "classifier.json").write_text(json.dumps({"cutoff": 4}))
+    from dfguard.faces.crop_config import CropConfig
+    from dfguard.inference.spec import SPEC_FILE, ServingSpec
+
+    ServingSpec("tiny", 2, "cluster", (0.0,), (1.0,), CropConfig(size=128), cutoff=4).write(repository / SPEC_FILE)
     config = {"parameters": {"threads": {"string_value": "1"}}}
     return {"model_config": json.dumps(config), "model_instance_kind": kind, "model_instance_device_id": "0",
             "model_repository": str(repository / "dct_highpass"), "model_version": "1"}
@@ -356,8 +359,8 @@ def time_models(settings: Settings) -> StepResult:
     """faces/s of each stream of each preset at each batch (FP16 autocast on the GPU, float32 on a CPU)."""
     import torch
 
+    from dfguard.inference.models import DeepfakeDetector
     from dfguard.train.config import load_preset
-    from dfguard.train.models import DeepfakeDetector
 
     device = torch.device("cpu" if settings.dry_run else "cuda")
     if device.type == "cuda":

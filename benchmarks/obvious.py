@@ -22,12 +22,12 @@ class ObviousScript:
     def __init__(self, checkpoint: Path, num_frames: int) -> None:
         import mediapipe as mp
 
-        from dfguard.train.evaluate import load_checkpoint
+        from dfguard.inference.checkpoint import load_model
 
-        self.model, config, _ = load_checkpoint(checkpoint)
-        self.model.eval()
-        self.size, self.part = config.model.image_size, config.model.part_size
-        self.cutoff = config.model.freq.cutoff if config.model.freq else 4
+        trained = load_model(checkpoint)
+        spec = trained.spec()
+        self.model = trained.model
+        self.size, self.part, self.cutoff = spec.crop.size, spec.crop.part_size, spec.cutoff
         self.num_frames = num_frames
         self.detector = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfguard.demo import SEEN, UNSEEN
+from dfguard.train.demo import SEEN, UNSEEN
 
 DEFAULT_ROOT = Path(__file__).with_name(".workload")
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_repository"
@@ -27,7 +27,7 @@ class Workload:
 def build_workload(root: Path = DEFAULT_ROOT, *, videos: int = 16, width: int = 320, height: int = 240,
                    frames: int = 64) -> Workload:
     """Build (or reuse) the workload in ``root``: ``videos`` test videos of ``width×height``, ``frames`` long."""
-    from dfguard.faces.crops import CropConfig
+    from dfguard.faces.crop_config import CropConfig
     from dfguard.train.config import load_preset
     from dfguard.train.datasets import load_csv
     from dfguard.train.export import export_repository

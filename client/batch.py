@@ -38,11 +38,13 @@ class RemoteScorer:
 class LocalScorer:
     """Scores in this process with a training checkpoint (``dfguard.pipeline.LocalDetector``)."""
 
-    def __init__(self, checkpoint: Path, num_frames: int | None = None) -> None:
+    def __init__(self, checkpoint: Path, num_frames: int | None = None, spec: Path | None = None) -> None:
+        from dfguard.inference.spec import read_spec
         from dfguard.pipeline import LocalDetector
         from dfguard.video import DEFAULT_FRAMES
 
-        self.detector, self.num_frames = LocalDetector(checkpoint), num_frames or DEFAULT_FRAMES
+        self.detector = LocalDetector(checkpoint, read_spec(spec) if spec else None)
+        self.num_frames = num_frames or DEFAULT_FRAMES
         self.model = f"local:{Path(checkpoint).name}"
         self._lock = threading.Lock()  # one model, one forward at a time
 
@@ -64,9 +66,10 @@ Scorer = Callable[[str, bytes], Score]
 @dataclass
 class Summary:
     """What a run did: counts by status over all inputs (skipped ones by their earlier record), flagged ones
-    (score ≥ this run's threshold, also for earlier records), and the speed of what was scored now."""
+    (``Record.is_flagged`` at this run's ``flag_at``, earlier records included), and the speed of what was
+    scored now."""
 
-    threshold: float = 0.5
+    flag_at: float = 0.5
     total: int = 0
     skipped: int = 0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
@@ -78,7 +81,7 @@ class Summary:
         self.total += 1
         self.skipped += skipped
         self.counts[record.status] += 1
-        self.flagged += record.score is not None and record.score >= self.threshold
+        self.flagged += record.is_flagged(self.flag_at)
 
     @property
     def scored(self) -> int:
@@ -94,7 +97,7 @@ class Summary:
         """A few lines for the terminal."""
         rate = self.scored / self.seconds if self.seconds > 0 else 0.0
         return (f"{self.total} inputs: {self.counts['ok']} scored, {self.counts['no_face']} without a face, "
-                f"{self.counts['error']} failed; {self.flagged} flagged (score ≥ {self.threshold}).\n"
+                f"{self.counts['error']} failed; {self.flagged} flagged (score ≥ {self.flag_at}).\n"
                 f"{self.scored} scored now in {self.seconds:.1f} s ({rate:.2f}/s), {self.skipped} already in "
                 f"{out}.")
 
@@ -104,8 +107,7 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def make_record(path: Path, digest: str, kind: str, outcome: Score | Exception, seconds: float,
-                threshold: float) -> Record:
+def make_record(path: Path, digest: str, kind: str, outcome: Score | Exception, seconds: float) -> Record:
     """The record of one input: its score, or the error that stopped it."""
     if isinstance(outcome, Exception):
         message = str(outcome) or type(outcome).__name__
@@ -114,15 +116,14 @@ def make_record(path: Path, digest: str, kind: str, outcome: Score | Exception, 
     found = not math.isnan(outcome.score)
     return Record(str(path), digest, kind, "ok" if found else "no_face",
                   score=outcome.score if found else None, verdict=outcome.verdict,
-                  flagged=outcome.score >= threshold if found else False, faces=outcome.faces,
+                  faces=outcome.faces,
                   frame_index=[int(i) for i in outcome.frame_index],
                   frame_scores=[None if math.isnan(s) else round(float(s), 6) for s in outcome.frame_scores],
                   model=outcome.model, model_version=outcome.model_version, attempts=outcome.attempts,
                   seconds=round(seconds, 3))
 
 
-def score_one(path: Path, scorer: Scorer, done: dict[tuple[str, str], Record],
-              threshold: float) -> tuple[Record, bool]:
+def score_one(path: Path, scorer: Scorer, done: dict[tuple[str, str], Record]) -> tuple[Record, bool]:
     """Read, hash and (unless ``done`` has it) score one input; returns its record and whether it was skipped.
     Never raises: whatever goes wrong becomes the input's error record."""
     start = time.perf_counter()
@@ -139,7 +140,7 @@ def score_one(path: Path, scorer: Scorer, done: dict[tuple[str, str], Record],
         outcome: Score | Exception = unreadable or scorer(kind, data)
     except Exception as error:  # every failure is recorded; the run goes on
         outcome = error
-    return make_record(path, digest, kind, outcome, time.perf_counter() - start, threshold), False
+    return make_record(path, digest, kind, outcome, time.perf_counter() - start), False
 
 
 def bounded_map(function: Callable[[Path], tuple[Record, bool]], paths: list[Path],
@@ -156,7 +157,7 @@ def bounded_map(function: Callable[[Path], tuple[Record, bool]], paths: list[Pat
         yield from (f.result() for f in as_completed(pending))
 
 
-def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: int = 4, threshold: float = 0.5,
+def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: int = 4, flag_at: float = 0.5,
                 retry_errors: bool = False, progress: bool = True) -> Summary:
     """Score ``paths`` (made absolute: the key of a record is its absolute path and content hash) into the
     results file ``out`` (JSONL or CSV), skipping inputs it already records; with ``retry_errors``, inputs whose
@@ -173,10 +174,10 @@ def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: in
         failed = {key for key, record in done.items() if record.status == "error" and record.path in wanted}
         results.rewrite([record for key, record in done.items() if key not in failed])
         done = {key: record for key, record in done.items() if key not in failed}
-    summary = Summary(threshold)
+    summary = Summary(flag_at)
     start = time.perf_counter()
     with tqdm(total=len(paths), unit="video", disable=not progress, smoothing=0.1) as bar:
-        for record, skipped in bounded_map(lambda p: score_one(p, scorer, done, threshold), paths, concurrency):
+        for record, skipped in bounded_map(lambda p: score_one(p, scorer, done), paths, concurrency):
             if not skipped:
                 results.append(record)
             summary.add(record, skipped=skipped)
@@ -186,7 +187,7 @@ def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: in
     return summary
 
 
-def plot_results(out: Path, plots: Path, *, threshold: float = 0.5, progress: bool = True) -> list[Path]:
+def plot_results(out: Path, plots: Path, *, flag_at: float = 0.5, progress: bool = True) -> list[Path]:
     """Per-frame score timelines of every scored input of the results file ``out`` and a histogram of the video
     scores, into the folder ``plots`` (``<name>-<hash8>.png``, ``scores.png``)."""
     from tqdm import tqdm
@@ -200,10 +201,10 @@ def plot_results(out: Path, plots: Path, *, threshold: float = 0.5, progress: bo
         name = f"{Path(record.path).stem}-{hashlib.sha256(record.path.encode()).hexdigest()[:8]}.png"
         try:
             written.append(plot_frame_timeline(record.frame_index or [], record.frame_scores or [], plots / name,
-                                               title=Path(record.path).name, threshold=threshold,
+                                               title=Path(record.path).name, flag_at=flag_at,
                                                verdict=record.verdict or "", video_score=record.score))
         except (ValueError, OSError) as error:  # a hand-edited record must not stop the other plots
             print(f"no plot for {record.path}: {error}")
     scores = [r.score for r in records if r.score is not None]
-    written.append(plot_score_histogram(scores, plots / "scores.png", threshold=threshold))
+    written.append(plot_score_histogram(scores, plots / "scores.png", flag_at=flag_at))
     return written

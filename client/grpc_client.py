@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from dfguard.errors import DfguardError
+
 VIDEO_MODEL = "deepfake_video"
 IMAGE_MODEL = "deepfake_image"
 RETRYABLE = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"})
@@ -24,7 +26,7 @@ RETRYABLE = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"}
 T = TypeVar("T")
 
 
-class ScoringError(RuntimeError):
+class ScoringError(DfguardError):
     """A request the server refused or could not answer: ``status`` is the gRPC status (e.g.
     ``StatusCode.INVALID_ARGUMENT``), ``attempts`` how many times it was sent."""
 

@@ -1,8 +1,8 @@
 """The results file of ``dfguard score``: one record per input, JSONL or CSV, append-only and crash-safe.
 
-Each record is written with a single ``write`` of one whole line to a file opened for appending, then flushed to
-disk. A crash can only leave a torn last line; ``ResultsFile.open`` cuts it off (that input is scored again), so a
-rerun sees every finished record exactly once and skips those inputs.
+Each record is one line of a ``dfguard.appendfile.AppendOnlyFile``: a crash can only leave a torn last line;
+``ResultsFile.open`` cuts it off (that input is scored again), so a rerun sees every finished record exactly once
+and skips those inputs.
 """
 
 from __future__ import annotations
@@ -10,18 +10,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from dfguard.appendfile import AppendOnlyFile
 
 STATUSES = ("ok", "no_face", "error")
 
 
 @dataclass(frozen=True)
 class Record:
-    """One input's outcome. ``score`` is P(fake) (None without faces or on error); ``flagged``: score ≥ the
-    run's threshold; ``frame_index``/``frame_scores``: the frames looked at and their scores (None without a
-    face); ``error``: why it failed."""
+    """One input's outcome. ``score`` is P(fake) (None without faces or on error); ``verdict`` the model's
+    (its verdict thresholds); ``frame_index``/``frame_scores``: the frames looked at and their scores (None
+    without a face); ``error``: why it failed. Whether an input is flagged is not stored: it depends on the
+    reader's ``flag_at`` (``is_flagged``), so a file and a summary can never disagree."""
 
     path: str
     sha256: str
@@ -29,7 +31,6 @@ class Record:
     status: str
     score: float | None = None
     verdict: str | None = None
-    flagged: bool | None = None
     faces: int | None = None
     frame_index: list[int] | None = None
     frame_scores: list[float | None] | None = None
@@ -44,6 +45,10 @@ class Record:
         """What makes an input the same input on a rerun: its path and its content."""
         return self.path, self.sha256
 
+    def is_flagged(self, flag_at: float) -> bool:
+        """The one flagging rule: a score at or above ``flag_at`` (never an input without a score)."""
+        return self.score is not None and self.score >= flag_at
+
 
 FIELDS = [f.name for f in fields(Record)]
 CSV_HEADER = ",".join(FIELDS) + "\n"
@@ -56,31 +61,26 @@ class ResultsFile:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.file = AppendOnlyFile(self.path)
         self.format = "csv" if self.path.suffix.lower() == ".csv" else "jsonl"
         self.repaired = 0  # bytes of a torn last record cut off when opening
 
     def open(self) -> list[Record]:
         """The records already written (after cutting off a torn last line), ready for appending."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.repaired = self._cut_torn_tail()
+        self.repaired = self.file.repair()
         records = self._read()
         if self.format == "csv" and self.path.stat().st_size == 0:
-            self._write_line(CSV_HEADER)
+            self.file.append(CSV_HEADER)
         return records
 
     def append(self, record: Record) -> None:
         """Write one record as one line, durably."""
-        self._write_line(self._line(record))
+        self.file.append(self._line(record))
 
     def rewrite(self, records: list[Record]) -> None:
-        """Replace the file's content with ``records``, atomically (a temporary file renamed over it)."""
-        scratch = self.path.with_name(self.path.name + ".rewrite")
+        """Replace the file's content with ``records``, atomically."""
         header = CSV_HEADER if self.format == "csv" else ""
-        with scratch.open("w") as handle:
-            handle.write(header + "".join(self._line(record) for record in records))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(scratch, self.path)
+        self.file.replace(header + "".join(self._line(record) for record in records))
 
     def _line(self, record: Record) -> str:
         values = asdict(record)
@@ -94,26 +94,6 @@ class ResultsFile:
         buffer = io.StringIO()
         csv.DictWriter(buffer, FIELDS, lineterminator="\n").writerow(row)
         return buffer.getvalue()
-
-    def _write_line(self, line: str) -> None:
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(descriptor, line.encode())
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-    def _cut_torn_tail(self) -> int:
-        """Truncate the file after its last newline; returns how many bytes were cut."""
-        if not self.path.exists():
-            self.path.touch()
-            return 0
-        with self.path.open("rb+") as handle:
-            data = handle.read()
-            keep = data.rfind(b"\n") + 1
-            if keep < len(data):
-                handle.truncate(keep)
-            return len(data) - keep
 
     def _read(self) -> list[Record]:
         if self.format == "jsonl":
@@ -135,8 +115,6 @@ class ResultsFile:
                 return float(text)
             if name in ("faces", "attempts"):
                 return int(text)
-            if name == "flagged":
-                return text == "True"
             return text
 
         return Record(**{name: value(name, row[name]) for name in FIELDS})

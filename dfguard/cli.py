@@ -1,4 +1,9 @@
-"""The ``dfguard`` command line: one sub-command per task, listed in ``COMMANDS``."""
+"""The ``dfguard`` command line: one sub-command per task, listed in ``COMMANDS``.
+
+Only the chosen sub-command's options are built, so ``dfguard score --url`` runs on the core install; a part
+of an extra that is not installed gets a message naming the extra (``dfguard.extras``). A user's error (a bad
+argument, a missing file, a server that will not start) prints one line; anything else is a bug and keeps its
+traceback, as every error does with ``--debug``."""
 
 from __future__ import annotations
 
@@ -59,7 +64,7 @@ def add_faces_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_faces(args: argparse.Namespace) -> int:
     """Detect faces, draw them and the crops the models see, and list them."""
-    from dfguard.faces import detect_faces
+    from dfguard.faces.detect import detect_faces
     from dfguard.image import read_image
     from dfguard.visualize import plot_faces
 
@@ -114,7 +119,7 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Crop faces of every video of a data set into ``--out``; resumable."""
-    from dfguard.faces.crops import CropConfig
+    from dfguard.faces.crop_config import CropConfig
     from dfguard.train import datasets
     from dfguard.train.prepare import prepare_dataset, read_manifest
 
@@ -194,25 +199,34 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dfguard export``."""
     parser.add_argument("checkpoint", type=Path, help="best.pt of a training run")
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out", type=Path, help="folder for the ONNX files and classifier.json")
+    target.add_argument("--out", type=Path, help="folder for the ONNX files and serving_spec.json")
     target.add_argument("--repository", type=Path, help="a model repository (e.g. model_repository/) to place "
                         "the models in as <step>/1/model.onnx, ready for dfguard serve")
     parser.add_argument("--target", choices=("cpu", "gpu"), default="cpu",
                         help="with --repository: gpu also builds TensorRT plans (FP16; needs TensorRT)")
     parser.add_argument("--max-batch", type=int, default=256, help="largest batch the graphs accept")
     parser.add_argument("--no-detector", action="store_true", help="skip the face detector")
+    parser.add_argument("--fake-at", type=float, default=0.6, help="video score at or above which the VERDICT is "
+                        "fake (written into serving_spec.json)")
+    parser.add_argument("--real-at", type=float, default=0.4, help="video score at or below which it is real; "
+                        "between the two it is uncertain")
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Export a checkpoint as the ensemble's ONNX models; each is checked against PyTorch."""
+    from dfguard.scoring import VerdictThresholds
     from dfguard.train.export import export_model, export_repository
+
+    verdict = VerdictThresholds(fake_at=args.fake_at, real_at=args.real_at)
     if args.repository:  # without TensorRT, --target gpu raises before exporting: main() reports it, exit 2
-        export_repository(args.checkpoint, args.repository, target=args.target, max_batch=args.max_batch)
-        print(f"placed the models{' and TensorRT plans' if args.target == 'gpu' else ''} and classifier.json in "
-              f"{args.repository}: dfguard serve --repository {args.repository} --target {args.target}")
+        export_repository(args.checkpoint, args.repository, target=args.target, max_batch=args.max_batch,
+                          verdict=verdict)
+        print(f"placed the models{' and TensorRT plans' if args.target == 'gpu' else ''} and serving_spec.json "
+              f"in {args.repository}: dfguard serve --repository {args.repository} --target {args.target}")
         return 0
-    parameters = export_model(args.checkpoint, args.out, max_batch=args.max_batch, detector=not args.no_detector)
-    print(f"wrote {', '.join(m + '.onnx' for m in parameters['models'])} and classifier.json to {args.out}")
+    spec = export_model(args.checkpoint, args.out, max_batch=args.max_batch, detector=not args.no_detector,
+                        verdict=verdict)
+    print(f"wrote {', '.join(m + '.onnx' for m in spec.models)} and serving_spec.json to {args.out}")
     return 0
 
 
@@ -276,12 +290,16 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--url", default="127.0.0.1:8001", help="the Triton gRPC endpoint (host:port)")
     where.add_argument("--local", type=Path, metavar="CHECKPOINT",
-                       help="score in this process with a training checkpoint (best.pt), no server")
+                       help="score in this process with a training checkpoint (best.pt), no server (needs the "
+                       "train extra)")
+    parser.add_argument("--spec", type=Path, help="with --local: the serving_spec.json (or repository) exported "
+                        "from that checkpoint, for its verdict thresholds")
     parser.add_argument("--out", type=Path, required=True, help="results.jsonl or results.csv: one record per "
                         "input; a rerun skips inputs already in it")
     parser.add_argument("--concurrency", "-n", type=int, default=4, help="requests in flight")
     parser.add_argument("--num-frames", type=int, default=None, help="frames per video (server default 32)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="score at or above which an input is flagged")
+    parser.add_argument("--flag-at", type=float, default=0.5, help="score at or above which an input is flagged "
+                        "(the verdict's own thresholds are the model's, set at export)")
     parser.add_argument("--kind", choices=("all", "video", "image"), default="all",
                         help="which files to pick from folders and globs")
     parser.add_argument("--timeout", type=float, default=120.0, help="deadline per request, seconds")
@@ -310,25 +328,27 @@ def run_score(args: argparse.Namespace) -> int:
         raise ValueError(f"--header takes NAME=VALUE, got {malformed}")
     kinds = ("video", "image") if args.kind == "all" else (args.kind,)
     paths = collect_inputs(args.paths, kinds)
+    if args.spec and not args.local:
+        raise ValueError("--spec goes with --local (a server answers with the spec it was exported with)")
     if args.local:
-        scorer = LocalScorer(args.local, args.num_frames)
+        scorer = LocalScorer(args.local, args.num_frames, args.spec)
     else:
         connection = Connection(args.url, timeout=args.timeout, retry=RetryPolicy(max_attempts=args.retries),
                                 ssl=args.ssl, root_certificates=args.root_certificates,
                                 headers=dict(h.split("=", 1) for h in args.header))
         scorer = RemoteScorer(connection, args.num_frames)
-    summary = score_files(paths, scorer, args.out, concurrency=args.concurrency, threshold=args.threshold,
+    summary = score_files(paths, scorer, args.out, concurrency=args.concurrency, flag_at=args.flag_at,
                           retry_errors=args.retry_errors, progress=not args.no_progress)
     print(summary.text(args.out))
     if args.plots:
-        written = plot_results(args.out, args.plots, threshold=args.threshold, progress=not args.no_progress)
+        written = plot_results(args.out, args.plots, flag_at=args.flag_at, progress=not args.no_progress)
         print(f"{len(written)} plots in {args.plots}")
     return 1 if summary.failed else 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """The main job on one CPU machine: synthetic data → prepare → train → evaluate → export."""
-    from dfguard.demo import run_demo as demo
+    from dfguard.train.demo import run_demo as demo
 
     if not (args.repository_template / "deepfake_video" / "config.pbtxt").is_file():
         raise FileNotFoundError(f"{args.repository_template} is not the model repository: run the demo from the "
@@ -361,25 +381,48 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one sub-parser per command in ``COMMANDS``."""
+def chosen_command(argv: list[str]) -> str | None:
+    """The sub-command named on the command line (the first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The argument parser: one sub-parser per command in ``COMMANDS``, with options only for the one chosen in
+    ``argv`` (building another's could import what this install lacks)."""
     from dfguard import __version__
 
     parser = argparse.ArgumentParser(prog="dfguard", description="deepfake-guard: deepfake video detection")
     parser.add_argument("--version", action="version", version=f"dfguard {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of every error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = chosen_command(argv)
     for name, cmd in COMMANDS.items():
-        cmd.add_arguments(sub.add_parser(name, help=cmd.help, description=cmd.help))
+        command_parser = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        if name == chosen:
+            cmd.add_arguments(command_parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dfguard`` console script."""
-    args = build_parser().parse_args(argv)
+    from dfguard.errors import DfguardError
+    from dfguard.extras import missing_extra_message
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
     try:
+        args = build_parser(argv).parse_args(argv)
         return COMMANDS[args.command].run(args)
-    except (ValueError, TypeError, RuntimeError, OSError) as error:
-        print(f"dfguard {args.command}: error: {error}", file=sys.stderr)
+    except ModuleNotFoundError as error:
+        message = missing_extra_message(error, f"dfguard {chosen_command(argv)}")
+        if message is None or debug:
+            raise
+        print(f"dfguard: error: {message}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, DfguardError) as error:
+        if debug:
+            raise
+        print(f"dfguard {chosen_command(argv)}: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -17,8 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from dfguard.errors import DfguardError
 
-class ExportParityError(RuntimeError):
+
+class ExportParityError(DfguardError):
     """ONNX Runtime disagrees with PyTorch on an exported model."""
 
 

@@ -1,17 +1,37 @@
 """From per-frame embeddings to the answer a moderation system gets: frame scores, a video score, a verdict.
 
-One implementation for the Triton ``cluster_classifier`` step and the in-process pipeline. Frames without a face
-score NaN and stay out of the video score (the mean of the face frames' scores); a video with no face at all is
-``no_face``, not a guess.
+The one definition of the scoring rule, for the Triton ``cluster_classifier`` step, the in-process pipeline and
+training's validation alike. Frames without a face score NaN and stay out of the video score (the mean of the face
+frames' scores); a video with no face at all is ``no_face``, not a guess.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 VERDICTS = ("fake", "real", "uncertain", "no_face")
+CLUSTER_SCALE = 4.0  # slope of the cluster score in units of the centres' squared distance
+SCORE_RULES = ("cluster", "logit")
+
+
+@dataclass(frozen=True)
+class VerdictThresholds:
+    """How a video score becomes a ``VERDICT``: ``fake`` at or above ``fake_at``, ``real`` at or below
+    ``real_at``, ``uncertain`` between. (Flagging in batch scoring is a separate, single ``flag_at``.)"""
+
+    fake_at: float = 0.6
+    real_at: float = 0.4
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.real_at <= self.fake_at <= 1.0:
+            raise ValueError(f"verdict thresholds need 0 <= real_at <= fake_at <= 1, got real_at {self.real_at}, "
+                             f"fake_at {self.fake_at}")
+
+    def verdict(self, video_score: float) -> str:
+        """``fake``, ``real`` or ``uncertain`` for a video score (``no_face`` is decided before, by the caller)."""
+        return "fake" if video_score >= self.fake_at else "real" if video_score <= self.real_at else "uncertain"
 
 
 @dataclass(frozen=True)
@@ -25,40 +45,36 @@ class VideoResult:
 
 @dataclass(frozen=True)
 class VideoScorer:
-    """The score rule and thresholds of an exported model (``classifier.json``)."""
+    """The score rule of a trained model and its verdict thresholds (a serving spec's ``scorer()``)."""
 
     rule: str  # "cluster" (CDNet's centres) or "logit" (the stage-1 head)
     center_real: np.ndarray
     center_fake: np.ndarray
-    cluster_scale: float
-    fake_threshold: float
-    real_threshold: float
+    cluster_scale: float = CLUSTER_SCALE
+    thresholds: VerdictThresholds = field(default_factory=VerdictThresholds)
 
-    @classmethod
-    def from_parameters(cls, parameters: dict) -> VideoScorer:
-        """Read the fields ``dfguard export`` writes into ``classifier.json``."""
-        return cls(parameters["score"], np.asarray(parameters["center_real"], np.float64),
-                   np.asarray(parameters["center_fake"], np.float64), float(parameters["cluster_scale"]),
-                   float(parameters["thresholds"]["fake"]), float(parameters["thresholds"]["real"]))
+    def __post_init__(self) -> None:
+        if self.rule not in SCORE_RULES:
+            raise ValueError(f"score rule must be one of {SCORE_RULES}, got {self.rule!r}")
 
     def frame_scores(self, embeddings: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        """P(fake) per frame: ``sigmoid(scale·(d_real − d_fake)/‖C_fake − C_real‖²)`` or ``sigmoid(logit)``."""
+        """P(fake) per frame: ``sigmoid(scale·(d_real − d_fake)/‖C_fake − C_real‖²)`` (above 0.5 exactly when the
+        fake centre is the nearer one, CDNet's eq. 5; ``scale`` is a fixed slope, not fitted) or ``sigmoid(logit)``."""
         if self.rule == "cluster":
-            e = embeddings.astype(np.float64)
-            to_real = ((e - self.center_real) ** 2).sum(1)
-            to_fake = ((e - self.center_fake) ** 2).sum(1)
-            spread = max(float(((self.center_fake - self.center_real) ** 2).sum()), 1e-12)
+            e = np.asarray(embeddings, np.float64)
+            real, fake = np.asarray(self.center_real, np.float64), np.asarray(self.center_fake, np.float64)
+            to_real = ((e - real) ** 2).sum(1)
+            to_fake = ((e - fake) ** 2).sum(1)
+            spread = max(float(((fake - real) ** 2).sum()), 1e-12)
             return 1 / (1 + np.exp(-self.cluster_scale * (to_real - to_fake) / spread))
-        return 1 / (1 + np.exp(-logits.astype(np.float64).reshape(-1)))
+        return 1 / (1 + np.exp(-np.asarray(logits, np.float64).reshape(-1)))
 
     def score(self, embeddings: np.ndarray, logits: np.ndarray, face_found: np.ndarray) -> VideoResult:
         """Frame scores (NaN without a face), the mean over face frames, and the verdict."""
         found = face_found.astype(bool).reshape(-1)
         scores = np.full(len(found), np.nan)
-        if found.any():
-            scores[found] = self.frame_scores(embeddings[found], logits.reshape(-1)[found])
         if not found.any():
             return VideoResult(float("nan"), scores, "no_face")
+        scores[found] = self.frame_scores(embeddings[found], logits.reshape(-1)[found])
         video = float(scores[found].mean())
-        verdict = "fake" if video >= self.fake_threshold else "real" if video <= self.real_threshold else "uncertain"
-        return VideoResult(video, scores, verdict)
+        return VideoResult(video, scores, self.thresholds.verdict(video))

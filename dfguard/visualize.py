@@ -46,8 +46,9 @@ def plot_faces(image: np.ndarray, out: Path, *, title: str = "") -> int:
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from dfguard.faces import KEYPOINT_NAMES, detect_faces
-    from dfguard.faces.crops import PART_NAMES, crop_frames
+    from dfguard.faces.crop_config import PART_NAMES
+    from dfguard.faces.crops import crop_frames
+    from dfguard.faces.detect import KEYPOINT_NAMES, detect_faces
 
     detections = detect_faces(image)
     crops = crop_frames([image], [detections])
@@ -78,7 +79,7 @@ def plot_faces(image: np.ndarray, out: Path, *, title: str = "") -> int:
 
 
 def plot_frame_timeline(frame_index: list[int], frame_scores: list[float | None], out: Path, *, title: str = "",
-                        threshold: float = 0.5, verdict: str = "", video_score: float | None = None) -> Path:
+                        flag_at: float = 0.5, verdict: str = "", video_score: float | None = None) -> Path:
     """Save a PNG of a video's per-frame P(fake) along its frame indices: the threshold as a line, frames without
     a face as grey bands, the video score as a dashed line."""
     from matplotlib.figure import Figure
@@ -91,7 +92,7 @@ def plot_frame_timeline(frame_index: list[int], frame_scores: list[float | None]
     for k in np.flatnonzero(np.isnan(scores)):
         ax.axvspan(index[k] - step / 2, index[k] + step / 2, color="0.85", linewidth=0)
     ax.plot(index, scores, "o-", color="tab:red", markersize=3, label="frame P(fake)")
-    ax.axhline(threshold, color="0.3", linewidth=1, label=f"threshold {threshold:g}")
+    ax.axhline(flag_at, color="0.3", linewidth=1, label=f"flagged at {flag_at:g}")
     if video_score is not None:
         ax.axhline(video_score, color="tab:red", linestyle="--", linewidth=1, label=f"video {video_score:.3f}")
     ax.set(ylim=(-0.02, 1.02), xlabel="frame", ylabel="P(fake)",
@@ -102,14 +103,14 @@ def plot_frame_timeline(frame_index: list[int], frame_scores: list[float | None]
     return out
 
 
-def plot_score_histogram(scores: list[float], out: Path, *, threshold: float = 0.5, title: str = "") -> Path:
-    """Save a PNG histogram of video scores with the threshold marked."""
+def plot_score_histogram(scores: list[float], out: Path, *, flag_at: float = 0.5, title: str = "") -> Path:
+    """Save a PNG histogram of video scores with the flagging threshold marked."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 3.5), layout="constrained")
     ax = fig.subplots()
     ax.hist(scores, bins=np.linspace(0, 1, 21), color="tab:blue", edgecolor="white")
-    ax.axvline(threshold, color="tab:red", label=f"threshold {threshold:g}")
+    ax.axvline(flag_at, color="tab:red", label=f"flagged at {flag_at:g}")
     ax.set(xlabel="video P(fake)", ylabel="videos", title=title or f"{len(scores)} videos with a face")
     ax.legend()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import subprocess
 import threading
-import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -64,19 +64,30 @@ def test_deadline_exceeded_is_retried_then_reported(served, test_videos):
     assert error.value.status == "StatusCode.DEADLINE_EXCEEDED" and error.value.attempts == 3
 
 
+@dataclass(frozen=True)
+class SignallingPolicy(RetryPolicy):
+    """A retry policy that tells the test when the client has been refused once."""
+
+    refused: threading.Event = field(default_factory=threading.Event)
+
+    def delay(self, attempt: int) -> float:
+        self.refused.set()
+        return super().delay(attempt)
+
+
 def test_unavailable_is_retried_until_the_restarted_server_answers(repository, test_videos):
     ports = tuple(free_ports(3))
     TritonServer(repository, ports=ports).start().stop()  # a server was there; now the port refuses connections
     restarted: list[TritonServer] = []
+    policy = SignallingPolicy(max_attempts=40, base_delay=0.2, max_delay=2.0)
 
-    def restart() -> None:
-        time.sleep(1.0)
-        restarted.append(TritonServer(repository, ports=ports).start())
+    def restart() -> None:  # only once the client has been refused: no sleep to guess how long that takes
+        if policy.refused.wait(120):
+            restarted.append(TritonServer(repository, ports=ports).start())
 
     thread = threading.Thread(target=restart)
     thread.start()
     try:
-        policy = RetryPolicy(max_attempts=40, base_delay=0.2, max_delay=2.0)
         with DeepfakeClient(f"127.0.0.1:{ports[1]}", timeout=60, retry=policy) as client:
             result = client.score_video(test_videos[0].path, 4)
         assert result.attempts > 1 and result.verdict in ("fake", "real", "uncertain")

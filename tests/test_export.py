@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -13,21 +13,23 @@ import pytest
 import torch
 
 from dfguard.config import to_dict
+from dfguard.inference.checkpoint import load_model
+from dfguard.inference.models import build_model
+from dfguard.inference.spec import read_spec
 from dfguard.onnx_export import ExportParityError
-from dfguard.scoring import VideoScorer
+from dfguard.pipeline import LocalDetector
+from dfguard.scoring import VerdictThresholds
 from dfguard.train.config import load_preset
 from dfguard.train.data import FrameDataset
-from dfguard.train.evaluate import load_checkpoint
 from dfguard.train.export import export_model
-from dfguard.train.models import build_model, cluster_score
 
 
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export")
     dfguard = Path(sys.executable).with_name("dfguard")
-    result = subprocess.run([str(dfguard), "export", str(trained / "best.pt"), "--out", str(out), "--max-batch", "64"],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run([str(dfguard), "export", str(trained / "best.pt"), "--out", str(out), "--max-batch", "64",
+                             "--fake-at", "0.7", "--real-at", "0.2"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     return out
 
@@ -37,8 +39,8 @@ def session(path: Path) -> onnxruntime.InferenceSession:
 
 
 def test_export_writes_the_ensemble_models(exported):
-    assert sorted(p.name for p in exported.iterdir()) == ["classifier.json", "face_detector.onnx", "freq_stream.onnx",
-                                                           "fusion.onnx", "rgb_stream.onnx"]
+    assert sorted(p.name for p in exported.iterdir()) == ["face_detector.onnx", "freq_stream.onnx", "fusion.onnx",
+                                                           "rgb_stream.onnx", "serving_spec.json"]
     rgb = session(exported / "rgb_stream.onnx")
     assert [(i.name, i.type, i.shape[1:]) for i in rgb.get_inputs()] == [
         ("FACES", "tensor(uint8)", [3, 128, 128]), ("PARTS", "tensor(uint8)", [4, 3, 64, 64])]
@@ -48,7 +50,7 @@ def test_export_writes_the_ensemble_models(exported):
 
 @pytest.mark.parametrize("batch", [1, 5])
 def test_onnx_streams_composed_score_like_pytorch(exported, trained, prepared, batch):
-    model, _, _ = load_checkpoint(trained / "best.pt")
+    model = load_model(trained / "best.pt").model
     frames = FrameDataset(prepared, "test")
     samples = torch.utils.data.default_collate([frames[i] for i in range(batch)])
     rgb = session(exported / "rgb_stream.onnx").run(None, {"FACES": samples["faces"].numpy(),
@@ -60,10 +62,28 @@ def test_onnx_streams_composed_score_like_pytorch(exported, trained, prepared, b
         reference = model(samples["faces"], samples["parts"], samples["dct_map"], samples["freq_vector"])
     assert np.abs(embedding - reference.embedding.numpy()).max() < 1e-4
     assert logit.shape == (batch, 1) and np.abs(logit[:, 0] - reference.logit.numpy()).max() < 1e-4
-    classifier = json.loads((exported / "classifier.json").read_text())
-    served = VideoScorer.from_parameters(classifier).frame_scores(embedding, logit)  # what the ensemble answers
-    np.testing.assert_allclose(served, cluster_score(model, reference.embedding).numpy(), atol=1e-4)
-    assert classifier["score"] == "cluster" and classifier["image_size"] == 128 and classifier["cutoff"] == 4
+    spec = read_spec(exported)
+    served = spec.scorer().frame_scores(embedding, logit)  # what the ensemble answers
+    # the served probability is the nearer-centre decision of the PyTorch model (CDNet eq. 5)
+    assert ((served > 0.5) == model.centers.is_fake(reference.embedding).numpy()).all()
+    to_real, to_fake = (d.numpy() for d in model.centers.distances(reference.embedding))
+    spread = float((model.centers.fake - model.centers.real).pow(2).sum())
+    np.testing.assert_allclose(np.log(served / (1 - served)), spec.cluster_scale * (to_real - to_fake) / spread,
+                               rtol=1e-3, atol=1e-3)
+    assert (spec.score_rule, spec.crop.size, spec.crop.part_size, spec.cutoff) == ("cluster", 128, 64, 4)
+
+
+def test_the_thresholds_given_to_export_reach_local_scoring(exported, trained):
+    spec = read_spec(exported)
+    assert spec.verdict == VerdictThresholds(fake_at=0.7, real_at=0.2)
+    local = LocalDetector(trained / "best.pt", spec)
+    assert local.scorer.thresholds == spec.verdict
+    assert [local.scorer.thresholds.verdict(v) for v in (0.65, 0.7, 0.2, 0.3)] == ["uncertain", "fake", "real",
+                                                                                   "uncertain"]
+    assert LocalDetector(trained / "best.pt").scorer.thresholds == VerdictThresholds()  # without a spec: defaults
+    other = dataclasses.replace(spec, center_fake=tuple(-c for c in spec.center_fake))
+    with pytest.raises(ValueError, match="another checkpoint"):
+        LocalDetector(trained / "best.pt", other)
 
 
 def test_a_model_without_rgb_stream_exports_what_it_has(tmp_path):
@@ -71,8 +91,8 @@ def test_a_model_without_rgb_stream_exports_what_it_has(tmp_path):
     checkpoint = tmp_path / "freq_only.pt"
     torch.save({"config": to_dict(config), "model": build_model(config.model).state_dict(), "optimizer": None,
                 "progress": {"stage": 1, "epoch": 1, "best_auc": 0.5, "history": []}}, checkpoint)
-    parameters = export_model(checkpoint, tmp_path / "out", detector=False)
-    assert parameters["models"] == ["freq_stream", "fusion"] and parameters["score"] == "logit"
+    spec = export_model(checkpoint, tmp_path / "out", detector=False)
+    assert spec.models == ("freq_stream", "fusion") and spec.score_rule == "logit"
     assert [i.name for i in session(tmp_path / "out" / "fusion.onnx").get_inputs()] == ["FREQ_FEATURES"]
 
 

@@ -9,10 +9,11 @@ import torch
 from photos import astronaut, grace_hopper, no_face_photos
 from PIL import Image
 
-from dfguard.faces import Detection, detect_faces, detect_faces_batch, load_blazeface
-from dfguard.faces.blazeface import state_dict_from_tflite, tflite_path
-from dfguard.faces.crops import CropConfig, crop_step, extract_faces, flip_horizontal
-from dfguard.faces.detect import detector_input, run_detector
+from dfguard.faces.blazeface import load_blazeface, state_dict_from_tflite
+from dfguard.faces.crop_config import CropConfig
+from dfguard.faces.crops import crop_step, extract_faces, flip_horizontal
+from dfguard.faces.detect import Detection, detect_faces, detect_faces_batch, detector_input, run_detector
+from dfguard.faces.weights import tflite_path
 
 
 def mediapipe_faces(image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:

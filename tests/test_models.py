@@ -10,9 +10,10 @@ import timm
 import torch
 
 from dfguard.config import ConfigError
+from dfguard.inference.models import build_model
+from dfguard.scoring import VideoScorer
 from dfguard.train.config import PRESETS_DIR, load_preset
 from dfguard.train.losses import cluster_loss, supervised_contrastive_loss
-from dfguard.train.models import build_model, cluster_score
 
 PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
@@ -145,4 +146,5 @@ def test_centres_follow_eq_1_and_4_and_decide_by_the_nearer_one():
     assert torch.allclose(model.centers.fake, 0.75 * before + 0.25 * (embeddings[2:] + 1.0).mean(0))
     assert torch.allclose(model.centers.real, embeddings[:2].mean(0))  # no real sample in that batch
     assert model.centers.is_fake(embeddings).tolist() == [False, False, True, True]
-    assert ((cluster_score(model, embeddings) > 0.5) == model.centers.is_fake(embeddings)).all()
+    served = VideoScorer("cluster", model.centers.real.numpy(), model.centers.fake.numpy())
+    assert ((served.frame_scores(embeddings.numpy(), None) > 0.5) == model.centers.is_fake(embeddings).numpy()).all()

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from dfguard.faces.crops import CropConfig
+from dfguard.faces.crop_config import CropConfig
 from dfguard.train.datasets import VideoRecord, load_csv
 from dfguard.train.prepare import MANIFEST, prepare_dataset, read_manifest
 from dfguard.train.synthetic import VideoSpec, make_dataset, write_video

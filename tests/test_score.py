@@ -91,7 +91,7 @@ def test_records_for_every_input_in_jsonl_and_csv_equal_in_process_scores(served
         assert record.status == ("no_face" if np.isnan(expected.video_score) else "ok")
         assert record.verdict == expected.verdict
         assert abs(record.score - expected.video_score) < 1e-3
-        assert record.flagged == (record.score >= 0.5)
+        assert record.is_flagged(0.5) == (record.score >= 0.5)
 
 
 def test_sigkill_halfway_then_rerun_gives_exactly_one_record_per_input(served, inbox, tmp_path):
@@ -166,9 +166,9 @@ def test_results_file_round_trips_records_with_missing_values(tmp_path):
         results = ResultsFile(tmp_path / name)
         assert results.open() == []
         results.append(record)
-        results.append(Record("x.mp4", "11", "video", "ok", score=0.25, verdict="real", flagged=False, faces=2,
+        results.append(Record("x.mp4", "11", "video", "ok", score=0.25, verdict="real", faces=2,
                               frame_index=[0, 5], frame_scores=[0.25, None]))
         first, second = ResultsFile(tmp_path / name).open()
         assert first.path == "a b,c.mp4" and first.attempts == 2 and "line one" in first.error
-        assert second.frame_scores == [0.25, None] and second.flagged is False and second.score == 0.25
+        assert second.frame_scores == [0.25, None] and not second.is_flagged(0.5) and second.score == 0.25
         assert len((tmp_path / name).read_text().splitlines()) == 2 + (name.endswith(".csv"))

@@ -149,6 +149,19 @@ def test_a_broken_repository_fails_fast_with_the_log(tmp_path):
         TritonServer(tmp_path, model_config_name=None).start(timeout=120)
 
 
+def test_a_port_taken_after_it_was_chosen_is_chosen_anew(server):
+    import socket
+
+    fresh = TritonServer(server.repository)
+    taken = fresh.ports[1]
+    with socket.socket() as squatter:  # another process takes the gRPC port between the choice and the start
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        with fresh:
+            assert fresh.ports[1] != taken
+            assert grpc.InferenceServerClient(fresh.grpc_url).is_model_ready("video_probe")
+
+
 def test_dfguard_serve_starts_prints_endpoints_and_stops_on_sigterm(server, tmp_path):
     import signal
     import subprocess

@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from dfguard.faces import detect_faces
+from dfguard.faces.detect import detect_faces
 from dfguard.train.datasets import load_csv
 from dfguard.train.synthetic import FAMILIES, VideoSpec, forge, make_dataset, render_real, source_photos
 

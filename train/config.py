@@ -1,4 +1,6 @@
-"""Typed configuration of an experiment; presets live as YAML files in ``train/configs/`` (``load_preset``)."""
+"""Typed configuration of an experiment; presets live as YAML files in ``train/configs/`` (``load_preset``).
+
+The model's part (``ModelConfig``) is what a trained model *is* and lives in ``dfguard.inference.config``."""
 
 from __future__ import annotations
 
@@ -6,55 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dfguard.config import load_config
+from dfguard.inference.config import ModelConfig
 
 PRESETS_DIR = Path(__file__).with_name("configs")
-
-
-@dataclass(frozen=True)
-class RGBStreamConfig:
-    """RGB stream: a timm backbone on the face crop, optionally CDNet's four part encoders (eyes, nose, mouth)."""
-
-    backbone: str = "efficientnet_b4"
-    pretrained_file: Path | None = None  # ImageNet weights from a local file (nothing is fetched at run time)
-    features: int = 256
-    parts: bool = False
-    part_features: int = 64
-    drop_rate: float = 0.2
-
-
-@dataclass(frozen=True)
-class FreqStreamConfig:
-    """Frequency stream: a light CNN on the blockwise DCT high-pass map and/or CDNet's 128-d frequency vector."""
-
-    cutoff: int = 4
-    use_map: bool = True
-    map_channels: tuple[int, ...] = (16, 32, 64, 128)
-    use_vector: bool = True
-    features: int = 128
-
-    def __post_init__(self) -> None:
-        if not (self.use_map or self.use_vector):
-            raise ValueError("the frequency stream needs use_map or use_vector")
-        if not 1 <= self.cutoff <= 8:
-            raise ValueError(f"cutoff must be in 1..8, got {self.cutoff}")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The detector: streams (either may be absent, not both), the 200-d fused embedding, crop sizes."""
-
-    preset: str
-    rgb: RGBStreamConfig | None = field(default_factory=RGBStreamConfig)
-    freq: FreqStreamConfig | None = field(default_factory=FreqStreamConfig)
-    embedding: int = 200
-    image_size: int = 256
-    part_size: int = 64
-
-    def __post_init__(self) -> None:
-        if self.rgb is None and self.freq is None:
-            raise ValueError("a model needs at least one stream (rgb or freq)")
-        if self.image_size % 8:
-            raise ValueError(f"image_size must be a multiple of 8 (the DCT works on 8×8 blocks), got {self.image_size}")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,9 @@
 """``dfguard eval``: the papers' metrics for a trained model, per manipulation method and under degradations.
 
-Frame AUC; video AUC with two aggregations (the mean of frame scores, and max-then-mean: the highest-scoring face
-of each frame, then the mean over frames, which equals the mean while crops keep one face per frame); EER, AP,
-ACC@0.5. ``per_method`` scores each manipulation against the real videos of the same split. Degradations
-(JPEG quality, Gaussian blur) are applied to the face crops before the model, as the papers' robustness sweeps do.
-Writes ``metrics.json``, a markdown table and a ROC plot (PNG).
+Frame AUC; video AUC (the mean of the frame scores, as served); EER, AP, ACC@0.5. ``per_method`` scores each
+manipulation against the real videos of the same split. Degradations (JPEG quality, Gaussian blur) are applied
+to the face crops before the model, as the papers' robustness sweeps do. Writes ``metrics.json``, a markdown
+table and a ROC plot (PNG).
 """
 
 from __future__ import annotations
@@ -17,26 +16,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
 
-from dfguard.config import from_dict
+from dfguard.inference.checkpoint import load_model
 
-from .config import ExperimentConfig
 from .data import FrameDataset
-from .models import DeepfakeDetector, build_model
 from .trainer import predict
-
-
-def load_checkpoint(path: Path, device: str = "cpu") -> tuple[DeepfakeDetector, ExperimentConfig, int]:
-    """The model of a training checkpoint, its config, and the stage whose classifier scores it."""
-    state = torch.load(path, map_location=device, weights_only=False)
-    config = from_dict(ExperimentConfig, state["config"], source=str(path))
-    model = build_model(config.model)
-    model.load_state_dict(state["model"])
-    return model.eval().to(device), config, int(state["progress"]["stage"])
 
 
 def degrade_jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -82,8 +69,8 @@ class Scored:
     videos: list[str]
     methods: list[str]
 
-    def by_video(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        """Per video: mean of frame scores, max-then-mean (one face per frame: the same), label, method."""
+    def by_video(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Per video: the mean of its frame scores (the served video score), label, method."""
         order = sorted(set(self.videos))
         index = {v: i for i, v in enumerate(order)}
         sums, counts = np.zeros(len(order)), np.zeros(len(order))
@@ -93,14 +80,12 @@ class Scored:
             sums[k] += score
             counts[k] += 1
             labels[k], methods[k] = label, method
-        mean = sums / counts
-        return mean, mean.copy(), labels, methods
+        return sums / counts, labels, methods
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Frame and video metrics."""
-        mean, max_mean, video_labels, _ = self.by_video()
-        return {"frame": binary_metrics(self.labels, self.scores), "video_mean": binary_metrics(video_labels, mean),
-                "video_max_mean": binary_metrics(video_labels, max_mean)}
+        mean, video_labels, _ = self.by_video()
+        return {"frame": binary_metrics(self.labels, self.scores), "video_mean": binary_metrics(video_labels, mean)}
 
     def subset(self, keep: np.ndarray) -> Scored:
         return Scored(self.scores[keep], self.labels[keep], [v for v, k in zip(self.videos, keep, strict=True) if k],
@@ -110,8 +95,9 @@ class Scored:
 def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test", jpeg: tuple[int, ...] = (),
              blur: tuple[float, ...] = (), workers: int = 0, progress: bool = True) -> dict:
     """Score ``split`` of a prepared folder with ``checkpoint``; write metrics.json, metrics.md and roc.png."""
-    model, config, stage = load_checkpoint(checkpoint)
-    frames = FrameDataset(prepared, split, cutoff=config.model.freq.cutoff if config.model.freq else 4)
+    trained = load_model(checkpoint)
+    model, stage, spec = trained.model, trained.stage, trained.spec()
+    frames = FrameDataset(prepared, split, cutoff=spec.cutoff)
     methods = [frames.videos[ref.video].method for ref in frames.frames]
     conditions: dict[str, Callable | None] = {"clean": None}
     conditions |= {f"jpeg{q}": degrade_jpeg(q) for q in jpeg} | {f"blur{s:g}": degrade_blur(s) for s in blur}
@@ -127,11 +113,11 @@ def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test"
         results[name] = {"all": scored.metrics(), "per_method": per_method}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps({"checkpoint": str(checkpoint), "preset": config.model.preset,
+    (out / "metrics.json").write_text(json.dumps({"checkpoint": str(checkpoint), "preset": spec.preset,
                                                   "prepared": str(prepared), "split": split, "stage": stage,
                                                   "results": results}, indent=2))
-    (out / "metrics.md").write_text(markdown_table(config.model.preset, results))
-    plot_roc(clean, out / "roc.png", title=f"{config.model.preset} on {Path(prepared).name}/{split}")
+    (out / "metrics.md").write_text(markdown_table(spec.preset, results))
+    plot_roc(clean, out / "roc.png", title=f"{spec.preset} on {Path(prepared).name}/{split}")
     return results
 
 
@@ -153,7 +139,7 @@ def plot_roc(scored: Scored, path: Path, title: str) -> None:
 
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
-    mean, _, video_labels, _ = scored.by_video()
+    mean, video_labels, _ = scored.by_video()
     for name, labels, scores in (("frames", scored.labels, scored.scores), ("videos", video_labels, mean)):
         if len(set(labels.tolist())) == 2:
             fpr, tpr, _ = roc_curve(labels, scores)

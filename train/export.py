@@ -6,8 +6,9 @@ Writes into the output folder:
 * ``freq_stream.onnx``: ``DCT_MAP`` float32 ``[B, 1, S, S]`` and/or ``FREQ_VECTOR`` ``[B, 128]`` → ``FREQ_FEATURES``
 * ``fusion.onnx``: the features of the streams the model has → ``EMBEDDING`` ``[B, 200]``, ``LOGIT`` ``[B, 1]``
 * ``face_detector.onnx``: BlazeFace (``DETECTOR_INPUT`` → ``regressors``, ``scores``)
-* ``classifier.json``: how ``EMBEDDING``/``LOGIT`` become a score (cluster centres or the logit), the verdict
-  thresholds, and the sizes and cutoff the other steps must use.
+* ``serving_spec.json``: the model's serving spec (``dfguard.inference.spec``): how ``EMBEDDING``/``LOGIT``
+  become a score (cluster centres or the logit), the verdict thresholds, and the crops and cutoff the other steps
+  must use.
 
 Normalisation is inside the graphs, the batch dimension is dynamic (1..``max_batch``), and every file is run in
 ONNX Runtime against PyTorch before it is kept: a mismatch fails the export.
@@ -15,30 +16,21 @@ ONNX Runtime against PyTorch before it is kept: a mismatch fails the export.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from dfguard.faces.crops import CropConfig, extract_faces
+from dfguard.faces.crop_config import CropConfig
+from dfguard.faces.crops import extract_faces
 from dfguard.faces.export import export_detector
+from dfguard.inference.checkpoint import load_model
 from dfguard.inference.features import frequency_features
-from dfguard.kernels import FREQ_VECTOR_SIZE
-from dfguard.onnx_export import export_onnx
-
-from .evaluate import load_checkpoint
-from .models import CLUSTER_SCALE, DeepfakeDetector
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """``VERDICT``: ``fake`` at or above ``fake``, ``real`` at or below ``real``, ``uncertain`` between."""
-
-    fake: float = 0.6
-    real: float = 0.4
+from dfguard.inference.models import DeepfakeDetector
+from dfguard.inference.spec import SPEC_FILE, ServingSpec
+from dfguard.onnx_export import ExportParityError, export_onnx
+from dfguard.scoring import VerdictThresholds
 
 
 class RGBStreamGraph(nn.Module):
@@ -106,14 +98,14 @@ def export_graph(graph: nn.Module, inputs: dict[str, np.ndarray], path: Path, ou
 
 
 def export_model(checkpoint: Path, out: Path, *, max_batch: int = 256, tolerance: float = 1e-4,
-                 thresholds: Thresholds = Thresholds(), detector: bool = True) -> dict:
-    """Export a training checkpoint; returns (and writes as ``classifier.json``) the serving parameters."""
-    model, config, stage = load_checkpoint(checkpoint)
+                 verdict: VerdictThresholds = VerdictThresholds(), detector: bool = True) -> ServingSpec:
+    """Export a training checkpoint; returns (and writes as ``serving_spec.json``) its serving spec."""
+    trained = load_model(checkpoint)
+    model, spec = trained.model, trained.spec(verdict)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    faces, parts = sample_crops(CropConfig(size=config.model.image_size, part_size=config.model.part_size), 6)
-    cutoff = config.model.freq.cutoff if config.model.freq else 4
-    dct_map, vector = frequency_features(faces, cutoff)
+    faces, parts = sample_crops(spec.crop, 6)
+    dct_map, vector = frequency_features(faces, spec.cutoff)
     limits = {"max_batch": max_batch, "tolerance": tolerance}
     written, features = [], {}
     if model.rgb_stream is not None:
@@ -133,19 +125,13 @@ def export_model(checkpoint: Path, out: Path, *, max_batch: int = 256, tolerance
     with torch.inference_mode():
         reference = model(*(torch.from_numpy(a) for a in (faces, parts, dct_map, vector))).embedding.numpy()
     if not np.allclose(embedding, reference, atol=tolerance):
-        raise RuntimeError("the exported streams composed do not reproduce the model's embedding")
+        raise ExportParityError("the exported streams composed do not reproduce the model's embedding")
     if detector:
         export_detector(out / "face_detector.onnx", tolerance=tolerance)
         written.append("face_detector")
-    parameters = {
-        "preset": config.model.preset, "stage": stage, "score": "cluster" if stage == 2 else "logit",
-        "center_real": model.centers.real.tolist(), "center_fake": model.centers.fake.tolist(),
-        "cluster_scale": CLUSTER_SCALE, "thresholds": {"fake": thresholds.fake, "real": thresholds.real},
-        "image_size": config.model.image_size, "part_size": config.model.part_size, "cutoff": cutoff,
-        "freq_vector_size": FREQ_VECTOR_SIZE, "models": sorted(written),
-    }
-    (out / "classifier.json").write_text(json.dumps(parameters, indent=2))
-    return parameters
+    spec = trained.spec(verdict, tuple(written))
+    spec.write(out / SPEC_FILE)
+    return spec
 
 
 REPOSITORY_STEPS = {"face_detector": "face_detector.onnx", "rgb_stream": "rgb_stream.onnx",
@@ -161,10 +147,10 @@ def config_max_batch_size(config: Path) -> int:
 
 
 def export_repository(checkpoint: Path, repository: Path, *, target: str = "cpu", template: Path | None = None,
-                      **options: object) -> dict:
+                      **options: object) -> ServingSpec:
     """Export into a Triton model repository (the source tree's ``model_repository/``, or ``template`` copied to
     ``repository`` first, without its built artifacts): each ONNX file becomes ``<step>/1/model.onnx`` and
-    ``classifier.json`` goes to the repository's root. ``target="gpu"`` also builds ``<step>/1/model.plan`` with
+    ``serving_spec.json`` goes to the repository's root. ``target="gpu"`` also builds ``<step>/1/model.plan`` with
     TensorRT, and stops before exporting anything when TensorRT is missing (``TensorRTMissingError``)."""
     import shutil
     import tempfile
@@ -178,13 +164,13 @@ def export_repository(checkpoint: Path, repository: Path, *, target: str = "cpu"
     repository = Path(repository)
     if template is not None:
         shutil.copytree(template, repository, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("*.onnx", "*.plan", "__pycache__", "classifier.json"))
+                        ignore=shutil.ignore_patterns("*.onnx", "*.plan", "__pycache__", SPEC_FILE))
     missing = [step for step in REPOSITORY_STEPS if not (repository / step / "configs" / "cpu.pbtxt").is_file()]
     if missing:
         raise FileNotFoundError(f"{repository} is not a deepfake-guard model repository: no configs for {missing}")
     with tempfile.TemporaryDirectory() as scratch:
-        parameters = export_model(checkpoint, Path(scratch), **options)
-        absent = sorted(set(REPOSITORY_STEPS) - set(parameters["models"]))
+        spec = export_model(checkpoint, Path(scratch), **options)
+        absent = sorted(set(REPOSITORY_STEPS) - set(spec.models))
         if absent:
             raise ValueError(f"the ensemble needs both streams (with parts, DCT map and vector); this model has no "
                              f"{absent}: serve presets like tiny, full")
@@ -194,5 +180,5 @@ def export_repository(checkpoint: Path, repository: Path, *, target: str = "cpu"
             if target == "gpu":  # the plan's largest batch is the config's max_batch_size, or Triton refuses it
                 build_plan(repository / step / "1" / "model.onnx", repository / step / "1" / "model.plan",
                            max_batch=config_max_batch_size(repository / step / "config.pbtxt"))
-        shutil.copy(Path(scratch) / "classifier.json", repository / "classifier.json")
-    return parameters
+        shutil.copy(Path(scratch) / SPEC_FILE, repository / SPEC_FILE)
+    return spec

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dfguard.faces.crops import CropConfig, extract_faces
+from dfguard.appendfile import AppendOnlyFile
+from dfguard.faces.crop_config import CropConfig
+from dfguard.faces.crops import extract_faces
 from dfguard.video import VideoError, read_frames
 
 from .datasets import VideoRecord
@@ -85,16 +87,6 @@ def read_manifest(out_dir: Path) -> list[PreparedVideo]:
     return records
 
 
-def _open_manifest(out_dir: Path):
-    """Open the manifest for appending, first cutting off a half-written last line left by a crash."""
-    path = out_dir / MANIFEST
-    if path.exists():
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            path.write_bytes(data[: data.rfind(b"\n") + 1])
-    return path.open("a")
-
-
 def _init_worker() -> None:
     """One thread per worker process: the pool provides the parallelism."""
     os.environ["DFGUARD_THREADS"] = "1"
@@ -114,22 +106,22 @@ def prepare_dataset(records: Iterable[VideoRecord], out_dir: Path, *, frames: in
     todo = [r for r in records if r.video_id not in done]
     written = []
     bar = tqdm(total=len(todo), desc="preparing", unit="video", disable=not progress)
-    with _open_manifest(out_dir) as manifest:
-        def record(result: PreparedVideo) -> None:
-            manifest.write(json.dumps(asdict(result)) + "\n")  # one write per line
-            manifest.flush()
-            os.fsync(manifest.fileno())
-            written.append(result)
-            bar.update()
-            bar.set_postfix(errors=sum(r.status == "error" for r in written))
+    manifest = AppendOnlyFile(out_dir / MANIFEST)
+    manifest.repair()  # a half-written last line left by a crash: that video is prepared again
 
-        if workers <= 1:
-            for video in todo:
-                record(prepare_video(video, out_dir, frames, config))
-        else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
-                futures = [pool.submit(prepare_video, video, out_dir, frames, config) for video in todo]
-                for future in as_completed(futures):
-                    record(future.result())
+    def record(result: PreparedVideo) -> None:
+        manifest.append(json.dumps(asdict(result)) + "\n")
+        written.append(result)
+        bar.update()
+        bar.set_postfix(errors=sum(r.status == "error" for r in written))
+
+    if workers <= 1:
+        for video in todo:
+            record(prepare_video(video, out_dir, frames, config))
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+            futures = [pool.submit(prepare_video, video, out_dir, frames, config) for video in todo]
+            for future in as_completed(futures):
+                record(future.result())
     bar.close()
     return written

@@ -105,7 +105,7 @@ def source_photos() -> list[SourcePhoto]:
     import skimage.data
     from PIL import Image
 
-    from dfguard.faces import detect_faces
+    from dfguard.faces.detect import detect_faces
 
     grace = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
                        .convert("RGB"))

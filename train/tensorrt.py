@@ -12,10 +12,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from dfguard.errors import DfguardError
+
 Shape = tuple[int, ...]
 
 
-class TensorRTMissingError(RuntimeError):
+class TensorRTMissingError(DfguardError):
     """Neither the TensorRT Python package nor ``trtexec`` is installed here."""
 
 
@@ -88,7 +90,7 @@ def _build_with_python_api(onnx_path: Path, plan_path: Path, profile: dict[str, 
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(k)) for k in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+        raise DfguardError(f"TensorRT could not parse {onnx_path.name}: {errors}")
     config = builder.create_builder_config()
     if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
@@ -98,5 +100,5 @@ def _build_with_python_api(onnx_path: Path, plan_path: Path, profile: dict[str, 
     config.add_optimization_profile(optimisation)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise RuntimeError(f"TensorRT failed to build a plan from {onnx_path.name} (see its log above)")
+        raise DfguardError(f"TensorRT failed to build a plan from {onnx_path.name} (see its log above)")
     plan_path.write_bytes(bytes(serialized))

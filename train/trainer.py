@@ -28,11 +28,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from dfguard.config import to_dict
+from dfguard.inference.models import DeepfakeDetector, build_model
+from dfguard.scoring import VideoScorer
 
 from .config import ExperimentConfig
 from .data import FrameDataset
 from .losses import cluster_loss, supervised_contrastive_loss
-from .models import DeepfakeDetector, build_model, cluster_score
 
 
 @dataclass(frozen=True)
@@ -106,15 +107,19 @@ def predict(model: DeepfakeDetector, data: DataLoader, device: torch.device, sta
             progress: bool = False, desc: str = "validating") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores (P(fake) of the stage's classifier), labels and sample indices over a loader, in loader order."""
     model.eval()
-    scores, labels, indices = [], [], []
+    embeddings, logits, labels, indices = [], [], [], []
     for batch in tqdm(data, desc=desc, leave=False, disable=not progress):
         inputs, label = _to(batch, device)
         output = model(**inputs)
-        score = cluster_score(model, output.embedding) if stage == 2 else torch.sigmoid(output.logit)
-        scores.append(score.float().cpu())
+        embeddings.append(output.embedding.float().cpu())
+        logits.append(output.logit.float().cpu())
         labels.append(label.cpu())
         indices.append(batch["index"])
-    return torch.cat(scores).numpy(), torch.cat(labels).numpy(), torch.cat(indices).numpy()
+    centers = model.centers
+    scorer = VideoScorer("cluster" if stage == 2 else "logit", centers.real.double().cpu().numpy(),
+                         centers.fake.double().cpu().numpy())  # the served rule, not a copy of it
+    scores = scorer.frame_scores(torch.cat(embeddings).numpy(), torch.cat(logits).numpy())
+    return scores, torch.cat(labels).numpy(), torch.cat(indices).numpy()
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -174,7 +179,7 @@ class Trainer:
         self.runtime = init_runtime(device)
         self.progress = progress and self.runtime.is_main
         self.verify_replicas = verify_replicas
-        cutoff = config.model.freq.cutoff if config.model.freq else 4
+        cutoff = config.model.cutoff
         methods = config.data.methods
         self.train_set = FrameDataset(prepared, "train", cutoff=cutoff, flip=True, methods=methods)
         self.val_set = FrameDataset(prepared, "val", cutoff=cutoff, methods=methods)

@@ -15,7 +15,6 @@ TensorRT.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -24,25 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfguard.paths import cache_dir
-
 from .tflite import read_constant_tensors
+from .weights import INPUT_SIZE, cached_artifact, publish, tflite_path
 
-INPUT_SIZE = 128
-ARTIFACT_VERSION = 3  # bump when the cached state dict or ONNX graph changes meaning
 # (in_channels, out_channels, stride) of the 16 BlazeBlocks, in graph order
 BLOCKS: tuple[tuple[int, int, int], ...] = (
     (24, 24, 1), (24, 28, 1), (28, 32, 2), (32, 36, 1), (36, 42, 1), (42, 48, 2), (48, 56, 1), (56, 64, 1),
     (64, 72, 1), (72, 80, 1), (80, 88, 1), (88, 96, 2), (96, 96, 1), (96, 96, 1), (96, 96, 1), (96, 96, 1),
 )
 FIRST_STRIDE16_BLOCK = 11  # blocks before it produce the 16×16 map, the rest the 8×8 map
-
-
-def tflite_path() -> Path:
-    """Where mediapipe's wheel keeps the short-range BlazeFace model."""
-    import mediapipe
-
-    return Path(mediapipe.__file__).parent / "modules" / "face_detection" / "face_detection_short_range.tflite"
 
 
 class BlazeBlock(nn.Module):
@@ -134,19 +123,6 @@ def state_dict_from_tflite(path: Path) -> dict[str, torch.Tensor]:
             value = value.transpose(3, 0, 1, 2) if ".depthwise." in key else value.transpose(0, 3, 1, 2)
         state[key] = torch.from_numpy(np.ascontiguousarray(value))
     return state
-
-
-def cached_artifact(source: Path, suffix: str) -> Path:
-    """Where an artifact derived from the model file ``source`` is cached: named by the file's hash and by
-    ``ARTIFACT_VERSION``, which changes whenever what we derive from it changes (outputs, units, names)."""
-    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]
-    return cache_dir() / f"blazeface_short_range-{digest}-v{ARTIFACT_VERSION}{suffix}"
-
-
-def publish(partial: Path, final: Path) -> Path:
-    """Move a finished file into place atomically, so a concurrent reader never sees half of it."""
-    partial.replace(final)
-    return final
 
 
 def load_blazeface(path: Path | None = None) -> BlazeFace:

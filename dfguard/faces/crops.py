@@ -16,35 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from .blazeface import BlazeFace
-from .decode import MIN_SCORE
+from .crop_config import PART_KEYPOINTS, CropConfig
 from .detect import Detection, as_rgb, detections_from_outputs, detector_input, run_detector
 
-PART_KEYPOINTS = (0, 1, 2, 3)  # right eye, left eye, nose tip, mouth centre
-PART_NAMES = ("right_eye", "left_eye", "nose", "mouth")
+if TYPE_CHECKING:
+    from .blazeface import BlazeFace
+
 FLIP_KEYPOINTS = (1, 0, 2, 3, 5, 4)  # the person's right and left swap under a horizontal flip
-
-
-@dataclass(frozen=True)
-class CropConfig:
-    """Sizes of the crops: face side ``size`` (a multiple of 8 for the DCT), the face margin, part side and scale."""
-
-    size: int = 256
-    margin: float = 1.3
-    part_size: int = 64
-    part_scale: float = 0.35
-    min_score: float = MIN_SCORE
-
-    def __post_init__(self) -> None:
-        if self.size % 8 or self.size < 8:
-            raise ValueError(f"face crop size must be a positive multiple of 8, got {self.size}")
-        if self.margin < 1.0 or not 0.0 < self.part_scale <= 1.0 or self.part_size < 8:
-            raise ValueError(f"bad crop geometry: margin {self.margin} (≥ 1), part_scale {self.part_scale} "
-                             f"(0..1], part_size {self.part_size} (≥ 8)")
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
-from .blazeface import INPUT_SIZE, BlazeFace, cached_artifact, publish, tflite_path
 from .decode import MIN_SCORE, NMS_IOU, decode, weighted_nms
+from .weights import INPUT_SIZE, cached_artifact, publish, tflite_path
+
+if TYPE_CHECKING:
+    from .blazeface import BlazeFace
 
 MIN_SIDE = 16
 MAX_SIDE = 16384
@@ -96,6 +99,8 @@ def run_detector(batch: np.ndarray, detector: BlazeFace | None = None) -> tuple[
     if len(batch) == 0:
         return np.zeros((0, 896, 16), np.float32), np.zeros((0, 896, 1), np.float32)
     if detector is not None:
+        import torch
+
         with torch.inference_mode():
             regressors, scores = detector(torch.from_numpy(batch))
         return regressors.numpy(), scores.numpy()
@@ -106,7 +111,8 @@ def run_detector(batch: np.ndarray, detector: BlazeFace | None = None) -> tuple[
 @lru_cache(maxsize=1)
 def default_session() -> object:
     """The detector as an ONNX Runtime session, exported once per weights file and cached beside its weights
-    (2.3× faster than PyTorch eager on a 2-core CPU, and the very graph the CPU ensemble runs)."""
+    (2.3× faster than PyTorch eager on a 2-core CPU, and the very graph the CPU ensemble runs). For in-process
+    use only: a served repository runs its own ``face_detector/1/model.onnx`` and never builds this cache."""
     import onnxruntime
 
     from .export import export_detector

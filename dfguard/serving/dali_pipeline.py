@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dfguard.faces.blazeface import INPUT_SIZE
+from dfguard.faces.weights import INPUT_SIZE
 
 DECODER_DEVICES = ("mixed", "cpu")
 

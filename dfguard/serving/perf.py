@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from dfguard.errors import DfguardError
+
 
 def perf_analyzer_binary() -> Path:
     """The ``perf_analyzer`` next to this interpreter (installed by the tritonclient wheel)."""
@@ -84,7 +86,7 @@ def run_sweep(url: str, videos: list[bytes], workdir: Path, *, model: str = "dee
                             env=perf_analyzer_environment(workdir))
     output = result.stdout + result.stderr
     if result.returncode != 0:
-        raise RuntimeError(f"perf_analyzer failed ({result.returncode}):\n{output[-3000:]}")
+        raise DfguardError(f"perf_analyzer failed ({result.returncode}):\n{output[-3000:]}")
     with report.open() as handle:
         rows = [PerfRow(int(r["Concurrency"]), float(r["Inferences/Second"]), float(r["p50 latency"]) / 1000,
                         float(r["p95 latency"]) / 1000) for r in csv.DictReader(handle)]

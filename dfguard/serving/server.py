@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dfguard.errors import DfguardError
 from dfguard.paths import cache_dir
 
 RESTRICTED_APIS = "model-repository,shared-memory,logging,trace"
@@ -30,7 +31,7 @@ ADMIN_KEY = "dfguard-admin-key"  # HTTP header name; over gRPC Triton expects it
 SYSTEM_BINARY = Path("/opt/tritonserver/bin/tritonserver")
 
 
-class ServerError(RuntimeError):
+class ServerError(DfguardError):
     """tritonserver could not be found, started, or made ready."""
 
 
@@ -90,7 +91,8 @@ def server_environment(binary: Path) -> dict[str, str]:
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` TCP ports that are free right now."""
+    """``count`` TCP ports that are free right now (another process may take one before it is used: a server on
+    ports chosen here retries with new ones when a port turns out taken, see ``TritonServer.start``)."""
     sockets = []
     try:
         for _ in range(count):
@@ -118,8 +120,10 @@ class TritonServer:
     tls_key: Path | None = None
     extra_args: tuple[str, ...] = ()  # further tritonserver flags, appended last
     process: subprocess.Popen | None = None
+    chosen_ports: bool = field(init=False, default=False)  # True when free_ports picked them (they may be re-picked)
 
     def __post_init__(self) -> None:
+        self.chosen_ports = self.ports is None
         self.ports = self.ports or tuple(free_ports(3, self.host))
 
     @property
@@ -166,15 +170,28 @@ class TritonServer:
                         f"--grpc-server-key={self.tls_key}"]
         return command + list(self.extra_args)
 
-    def start(self, timeout: float = 180.0) -> TritonServer:
-        """Start the server and wait until it and all its models are ready (or raise with its log)."""
-        self.log = self.log or Path(self.cache) / f"tritonserver-{self.ports[1]}.log"
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                            env=server_environment(find_tritonserver()), start_new_session=True)
-        self.wait_ready(timeout)
-        return self
+    def start(self, timeout: float = 180.0, attempts: int = 3) -> TritonServer:
+        """Start the server and wait until it and all its models are ready (or raise with its log). Ports that
+        ``free_ports`` chose and another process took meanwhile are chosen anew, up to ``attempts`` times."""
+        named_log, attempt = self.log is not None, 1
+        while True:
+            self.log = self.log if named_log else Path(self.cache) / f"tritonserver-{self.ports[1]}.log"
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            with self.log.open("wb") as log:
+                self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                                env=server_environment(find_tritonserver()), start_new_session=True)
+            try:
+                self.wait_ready(timeout)
+                return self
+            except ServerError:
+                if not (self.chosen_ports and attempt < attempts and self.port_was_taken()):
+                    raise
+            self.ports, attempt = tuple(free_ports(3, self.host)), attempt + 1
+
+    def port_was_taken(self) -> bool:
+        """Whether the server's log says it could not bind one of its ports."""
+        text = self.log.read_text(errors="replace").lower() if self.log and self.log.exists() else ""
+        return "address already in use" in text or "failed to listen" in text
 
     def wait_ready(self, timeout: float) -> None:
         """Poll readiness over HTTP until the deadline; a dead process fails at once with its log's tail.

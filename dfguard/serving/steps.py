@@ -29,14 +29,19 @@ def parameters(args: dict[str, str]) -> dict[str, str]:
     return {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
 
 
+def thread_count(args: dict[str, str]) -> int:
+    """The config's ``threads`` parameter (default 1; 0: the library's default) for ONNX Runtime, FFmpeg and
+    Numba. One thread per instance is the CPU variant's choice: Triton already runs steps and instances in
+    parallel, and nested thread pools on a few cores only fight (measured in the pipeline benchmark,
+    benchmarks/RESULTS.md)."""
+    return int(parameters(args).get("threads", 1))
+
+
 def limit_threads(args: dict[str, str]) -> int:
-    """Apply the config's ``threads`` parameter (default 1; 0: the library's default) to this step's OpenCV pool
-    and return it for ONNX Runtime, FFmpeg and Numba (which only ``dct_highpass`` imports). One thread per
-    instance is the CPU variant's choice: Triton already runs steps and instances in parallel, and nested thread
-    pools on a few cores only fight (measured in the pipeline benchmark, benchmarks/RESULTS.md)."""
+    """``thread_count``, also applied to OpenCV's pool: for the steps that use OpenCV (the others never load it)."""
     import cv2
 
-    threads = int(parameters(args).get("threads", 1))
+    threads = thread_count(args)
     cv2.setNumThreads(threads if threads > 0 else -1)  # OpenCV reads 0 as "no threading", -1 as its default
     return threads
 
@@ -141,12 +146,11 @@ class ImageDecode:
         return pb.InferenceResponse([pb.Tensor("FRAMES", image[None]), pb.Tensor("DETECTOR_INPUT", detector)])
 
 
-def classifier_parameters(args: dict[str, str]) -> dict:
-    """``classifier.json`` at the repository root (written by ``dfguard export --repository``)."""
-    path = Path(args["model_repository"]).parent / "classifier.json"
-    if not path.is_file():
-        raise RuntimeError(f"{path} is missing: build the repository with `dfguard export --repository`")
-    return json.loads(path.read_text())
+def serving_spec(args: dict[str, str]) -> Any:
+    """The repository's ``serving_spec.json`` (written by ``dfguard export --repository``), beside the model folders."""
+    from dfguard.inference.spec import read_spec
+
+    return read_spec(Path(args["model_repository"]).parent)
 
 
 class OnnxModel:
@@ -160,7 +164,7 @@ class OnnxModel:
         self.inputs = [i["name"] for i in config["input"]]
         self.outputs = [o["name"] for o in config["output"]]
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = limit_threads(args)
+        options.intra_op_num_threads = options.inter_op_num_threads = thread_count(args)
         path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -182,11 +186,8 @@ class FaceCrop:
     """``FRAMES``, BlazeFace's ``REGRESSORS``/``SCORES`` → ``FACES``, ``PARTS``, ``FACE_FOUND`` (``crop_step``)."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        from dfguard.faces.crops import CropConfig
-
         limit_threads(args)
-        settings = classifier_parameters(args)
-        self.config = CropConfig(size=settings["image_size"], part_size=settings["part_size"])
+        self.config = serving_spec(args).crop
 
     def execute(self, requests: list[Any]) -> list[Any]:
         from dfguard.faces.crops import crop_step
@@ -207,9 +208,9 @@ class DctHighpass:
     instance the Numba kernel; on ``KIND_GPU`` the CuPy kernel, tensors in and out by DLPack (no host copy)."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        self.cutoff = int(classifier_parameters(args)["cutoff"])
+        self.cutoff = serving_spec(args).cutoff
         self.gpu = args.get("model_instance_kind") == "GPU"
-        threads = limit_threads(args)
+        threads = thread_count(args)
         if threads > 0 and not self.gpu:
             import numba
 
@@ -254,9 +255,7 @@ class ClusterClassifier:
     where no face), ``VERDICT [1]`` (fake/real/uncertain, or no_face when no frame has a face)."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        from dfguard.scoring import VideoScorer
-
-        self.scorer = VideoScorer.from_parameters(classifier_parameters(args))
+        self.scorer = serving_spec(args).scorer()
 
     def execute(self, requests: list[Any]) -> list[Any]:
         pb = _pb()

@@ -21,7 +21,6 @@ from dfguard.kernels import FREQ_VECTOR_SIZE
 from .config import FreqStreamConfig, ModelConfig, RGBStreamConfig
 
 NUM_PARTS = 4
-CLUSTER_SCALE = 4.0  # slope of the cluster score in units of the centres' squared distance
 DCT_MAP_SCALE = 1 / 32  # DCT high-pass maps of 8-bit faces span about ±100
 
 
@@ -146,7 +145,7 @@ class ClusterCenters(nn.Module):
         return (embeddings - self.real).pow(2).sum(1), (embeddings - self.fake).pow(2).sum(1)
 
     def is_fake(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Eq. (5): fake when the fake centre is the nearer one."""
+        """Eq. (5): fake when the fake centre is the nearer one (as a probability: ``dfguard.scoring``)."""
         to_real, to_fake = self.distances(embeddings)
         return to_fake < to_real
 
@@ -185,10 +184,3 @@ def build_model(config: ModelConfig) -> DeepfakeDetector:
     """The detector described by ``config``."""
     return DeepfakeDetector(config)
 
-
-def cluster_score(model: DeepfakeDetector, embeddings: torch.Tensor, scale: float = CLUSTER_SCALE) -> torch.Tensor:
-    """P(fake) from the cluster decision: ``sigmoid(scale · (d_real − d_fake) / ‖C_fake − C_real‖²)``; above 0.5
-    exactly when the fake centre is the nearer one (``scale`` is a fixed slope, not fitted to data)."""
-    to_real, to_fake = model.centers.distances(embeddings)
-    spread = (model.centers.fake - model.centers.real).pow(2).sum().clamp_min(1e-12)
-    return torch.sigmoid(scale * (to_real - to_fake) / spread)

@@ -1,0 +1,51 @@
+"""The one crash-safe append-only text file: batch scoring's results and ``dfguard prepare``'s manifest use it.
+
+Each line is written with a single ``write`` to a descriptor opened with ``O_APPEND``, then ``fsync``-ed. A crash
+can only leave a torn last line; ``repair`` cuts it off (that item is done again), so a rerun sees every finished
+line exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class AppendOnlyFile:
+    """A text file that grows one whole line at a time, durably."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def repair(self) -> int:
+        """Create the file if needed and cut everything after its last newline; returns the bytes cut off."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self.path.touch()
+            return 0
+        with self.path.open("rb+") as handle:
+            data = handle.read()
+            keep = data.rfind(b"\n") + 1
+            if keep < len(data):
+                handle.truncate(keep)
+            return len(data) - keep
+
+    def append(self, line: str) -> None:
+        """Write one line (it must end with its only newline) in one write, and flush it to disk."""
+        if not line.endswith("\n") or "\n" in line[:-1]:
+            raise ValueError("append takes exactly one line, ending with a newline")
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, line.encode())
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def replace(self, text: str) -> None:
+        """Replace the whole content atomically (a temporary file, flushed, renamed over this one)."""
+        scratch = self.path.with_name(self.path.name + ".rewrite")
+        with scratch.open("w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(scratch, self.path)

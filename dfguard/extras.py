@@ -1,0 +1,25 @@
+"""Which install extra provides which import: what ``dfguard`` tells a user whose install lacks a part.
+
+``pip install deepfake-guard`` is the client (gRPC, batch scoring, ``dfguard score --url``); the extras add the
+rest (``setup.py`` lists their requirements; a test checks that every module here comes from its extra).
+"""
+
+from __future__ import annotations
+
+# top-level import name → the extra whose requirements bring it
+MODULE_EXTRAS = {
+    "av": "serve", "cv2": "serve", "numba": "serve", "onnxruntime": "serve", "PIL": "serve", "pytriton": "serve",
+    "torch": "train", "torchvision": "train", "timm": "train", "onnx": "train", "onnxscript": "train",
+    "mediapipe": "train", "sklearn": "train", "skimage": "train", "tensorboard": "train", "scipy": "train",
+    "matplotlib": "plots",
+    "cupy": "gpu", "nvidia": "gpu", "tensorrt": "gpu",
+}
+
+
+def missing_extra_message(error: ModuleNotFoundError, what: str) -> str | None:
+    """"<what> needs <module> from the <extra> extra: pip install ..." for a module an extra provides, else None."""
+    module = (error.name or "").split(".")[0]
+    extra = MODULE_EXTRAS.get(module)
+    if extra is None:
+        return None
+    return f"{what} needs {module}, which the {extra} extra installs: pip install 'deepfake-guard[{extra}]'"

@@ -1,0 +1,63 @@
+"""Loading a trained model from a checkpoint, and the serving spec that describes it.
+
+A checkpoint (``best.pt``, written by training) holds the weights, the experiment's config and the training
+progress; inference reads only the model's config and the stage whose classifier scores it, so nothing here
+imports training code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dfguard.config import from_dict
+from dfguard.faces.crop_config import CropConfig
+from dfguard.kernels import FREQ_VECTOR_SIZE
+from dfguard.scoring import VerdictThresholds
+
+from .config import ModelConfig
+from .models import DeepfakeDetector, build_model
+from .spec import ServingSpec
+
+
+@dataclass
+class TrainedModel:
+    """A model in eval mode, what it is made of, and the stage (1: logit head, 2: cluster centres) that scores it."""
+
+    model: DeepfakeDetector
+    config: ModelConfig
+    stage: int
+
+    def spec(self, verdict: VerdictThresholds = VerdictThresholds(), models: tuple[str, ...] = ()) -> ServingSpec:
+        """The serving spec of this model with the given verdict thresholds (``models``: the graphs exported)."""
+        centers = self.model.centers
+        return ServingSpec(
+            preset=self.config.preset, stage=self.stage, score_rule="cluster" if self.stage == 2 else "logit",
+            center_real=tuple(centers.real.double().cpu().tolist()),
+            center_fake=tuple(centers.fake.double().cpu().tolist()),
+            crop=CropConfig(size=self.config.image_size, part_size=self.config.part_size), cutoff=self.config.cutoff,
+            verdict=verdict, freq_vector_size=FREQ_VECTOR_SIZE, models=tuple(sorted(models)))
+
+    def check_spec(self, spec: ServingSpec) -> None:
+        """Raise ``ValueError`` unless ``spec`` was exported from this model (same preset, stage, crops, centres)."""
+        own = self.spec(spec.verdict, spec.models)
+        same = (own.preset, own.stage, own.crop, own.cutoff) == (spec.preset, spec.stage, spec.crop, spec.cutoff)
+        if not (same and np.allclose(own.center_real, spec.center_real, atol=1e-6)
+                and np.allclose(own.center_fake, spec.center_fake, atol=1e-6)):
+            raise ValueError("the serving spec was exported from another checkpoint (preset, stage, crops or "
+                             "centres differ)")
+
+
+def load_model(path: Path, device: str = "cpu") -> TrainedModel:
+    """The model of a training checkpoint, in eval mode on ``device``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    state = torch.load(path, map_location=device, weights_only=False)
+    config = from_dict(ModelConfig, state["config"]["model"], source=f"{path} (model config)", prefix="model.")
+    model = build_model(config)
+    model.load_state_dict(state["model"])
+    return TrainedModel(model.eval().to(device), config, int(state["progress"]["stage"]))

@@ -1,0 +1,64 @@
+"""What a model is made of (``ModelConfig``): the part of an experiment's config that inference needs.
+
+Training's ``ExperimentConfig`` holds one; a checkpoint stores it, and loading a model reads only it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_CUTOFF = 4  # the papers' high-pass: the 4×4 lowest DCT frequencies of each 8×8 block zeroed
+
+
+@dataclass(frozen=True)
+class RGBStreamConfig:
+    """RGB stream: a timm backbone on the face crop, optionally CDNet's four part encoders (eyes, nose, mouth)."""
+
+    backbone: str = "efficientnet_b4"
+    pretrained_file: Path | None = None  # ImageNet weights from a local file (nothing is fetched at run time)
+    features: int = 256
+    parts: bool = False
+    part_features: int = 64
+    drop_rate: float = 0.2
+
+
+@dataclass(frozen=True)
+class FreqStreamConfig:
+    """Frequency stream: a light CNN on the blockwise DCT high-pass map and/or CDNet's 128-d frequency vector."""
+
+    cutoff: int = DEFAULT_CUTOFF
+    use_map: bool = True
+    map_channels: tuple[int, ...] = (16, 32, 64, 128)
+    use_vector: bool = True
+    features: int = 128
+
+    def __post_init__(self) -> None:
+        if not (self.use_map or self.use_vector):
+            raise ValueError("the frequency stream needs use_map or use_vector")
+        if not 1 <= self.cutoff <= 8:
+            raise ValueError(f"cutoff must be in 1..8, got {self.cutoff}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The detector: streams (either may be absent, not both), the 200-d fused embedding, crop sizes."""
+
+    preset: str
+    rgb: RGBStreamConfig | None = field(default_factory=RGBStreamConfig)
+    freq: FreqStreamConfig | None = field(default_factory=FreqStreamConfig)
+    embedding: int = 200
+    image_size: int = 256
+    part_size: int = 64
+
+    @property
+    def cutoff(self) -> int:
+        """The DCT cutoff of the model's frequency inputs (the frequency stream's; 4 for a model without one,
+        whose unused inputs are still computed the same way everywhere)."""
+        return self.freq.cutoff if self.freq else DEFAULT_CUTOFF
+
+    def __post_init__(self) -> None:
+        if self.rgb is None and self.freq is None:
+            raise ValueError("a model needs at least one stream (rgb or freq)")
+        if self.image_size % 8:
+            raise ValueError(f"image_size must be a multiple of 8 (the DCT works on 8×8 blocks), got {self.image_size}")

@@ -1,0 +1,99 @@
+"""The serving spec: everything a served model needs besides its weights, in one typed, versioned file.
+
+``dfguard export`` writes it as ``serving_spec.json`` beside the ONNX files (at a model repository's root);
+the ensemble's steps, ``LocalDetector``, evaluation and the benchmarks read it with ``read_spec`` or build the
+same object from a checkpoint (``dfguard.inference.checkpoint``). Reading is strict: a file of another
+``version``, an unknown or missing key or a value of the wrong type is an error naming the file and the key, never
+a silent default. Needs NumPy only (no torch, no OpenCV), so every step can read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from dfguard.config import ConfigError, from_dict, to_dict
+from dfguard.faces.crop_config import CropConfig
+from dfguard.scoring import CLUSTER_SCALE, VerdictThresholds, VideoScorer
+
+SPEC_FILE = "serving_spec.json"
+SPEC_VERSION = 1
+DETECTORS = ("blazeface_short_range",)
+
+
+class SpecError(ConfigError):
+    """A serving spec is missing, of another version, or does not match its schema."""
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    """How the ensemble's steps turn frames into a verdict for one exported model.
+
+    ``crop`` and ``detector`` drive ``face_crop`` (and which detector graph the repository holds), ``cutoff``
+    ``dct_highpass``, ``score_rule``, the centres, ``cluster_scale`` and ``verdict`` ``cluster_classifier``;
+    ``models`` lists the ONNX graphs written with it."""
+
+    preset: str
+    stage: int
+    score_rule: Literal["cluster", "logit"]
+    center_real: tuple[float, ...]
+    center_fake: tuple[float, ...]
+    crop: CropConfig
+    cutoff: int
+    cluster_scale: float = CLUSTER_SCALE
+    verdict: VerdictThresholds = field(default_factory=VerdictThresholds)
+    freq_vector_size: int = 128
+    detector: Literal["blazeface_short_range"] = "blazeface_short_range"
+    models: tuple[str, ...] = ()
+    version: int = SPEC_VERSION
+
+    def __post_init__(self) -> None:
+        if len(self.center_real) != len(self.center_fake):
+            raise ValueError(f"the centres differ in length: {len(self.center_real)} and {len(self.center_fake)}")
+        if not 1 <= self.cutoff <= 8:
+            raise ValueError(f"cutoff must be in 1..8, got {self.cutoff}")
+
+    def scorer(self) -> VideoScorer:
+        """The scoring rule and verdict thresholds of this model."""
+        return VideoScorer(self.score_rule, np.asarray(self.center_real, np.float64),
+                           np.asarray(self.center_fake, np.float64), self.cluster_scale, self.verdict)
+
+    def to_json(self) -> str:
+        """The spec as JSON text (what ``write`` stores)."""
+        return json.dumps(to_dict(self), indent=2) + "\n"
+
+    def write(self, path: Path) -> Path:
+        """Write the spec to ``path`` (a file, or a folder to hold ``serving_spec.json``)."""
+        path = Path(path)
+        path = path / SPEC_FILE if path.is_dir() else path
+        path.write_text(self.to_json())
+        return path
+
+
+def parse_spec(text: str, source: str = "<serving spec>") -> ServingSpec:
+    """A spec from JSON text, checked against this version's schema."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SpecError(f"{source}: not valid JSON: {error}") from error
+    version = data.get("version") if isinstance(data, dict) else None
+    if version != SPEC_VERSION:
+        raise SpecError(f"{source}: serving spec version {version!r}, this dfguard reads version {SPEC_VERSION}: "
+                        f"export the model again with this version (dfguard export)")
+    try:
+        return from_dict(ServingSpec, data, source=source)
+    except ConfigError as error:
+        raise SpecError(str(error)) from error
+
+
+def read_spec(path: Path) -> ServingSpec:
+    """The spec in ``path`` (a ``serving_spec.json``, or a folder or model repository holding one)."""
+    path = Path(path)
+    path = path / SPEC_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise SpecError(f"{path} is missing: export the model first (dfguard export --repository or --out)")
+    return parse_spec(path.read_text(), str(path))
