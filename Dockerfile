@@ -22,11 +22,12 @@ COPY dfguard dfguard
 COPY kernels kernels
 COPY train train
 COPY client client
-# DALI itself comes with the image's DALI backend (autoserialization uses it): only CuPy is added, built for the
-# image's CUDA 13 (25.08+). torch comes in as a core dependency (about 3 GB; it brings its own CUDA libraries).
-RUN python3 -m pip install . "cupy-cuda13x>=13.6"
+# The train extra (export needs torch, about 3 GB with its own CUDA libraries; it also brings the serve extra,
+# whose wheel server dfguard serve ignores in favour of the image's). DALI comes with the image's DALI backend
+# (autoserialization uses it): of the gpu extra only numba-cuda and CuPy, built for the image's CUDA 13 (25.08+).
+RUN python3 -m pip install ".[train]" "numba-cuda>=0.20" "cupy-cuda13x>=13.6"
 # The repository: configs, Python-backend models and the DALI definition; dfguard export adds ONNX files, plans
-# and classifier.json (a volume on /models keeps them).
+# and serving_spec.json (a volume on /models keeps them).
 COPY model_repository /models
 # Listens on all interfaces inside the container; publish the ports on 127.0.0.1 (as above) unless you mean it.
 EXPOSE 8000 8001 8002
