@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .tflite import read_constant_tensors
-from .weights import INPUT_SIZE, cached_artifact, publish, tflite_path
+from .tflite_net import load_tflite_net
+from .weights import INPUT_SIZE, SHORT_RANGE, DetectorKind, cached_artifact, publish, tflite_path
 
 # (in_channels, out_channels, stride) of the 16 BlazeBlocks, in graph order
 BLOCKS: tuple[tuple[int, int, int], ...] = (
@@ -140,3 +141,28 @@ def load_blazeface(path: Path | None = None) -> BlazeFace:
         publish(partial, cached)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+class GraphBlazeFace(nn.Module):
+    """A BlazeFace model run from its own TFLite graph (``TFLiteNet``; full range, whose architecture is read from
+    the file), with ``BlazeFace``'s conventions: pixels ``[N, 3, S, S]`` in 0..255 → ``(regressors / S,
+    face probabilities)``."""
+
+    def __init__(self, kind: DetectorKind) -> None:
+        super().__init__()
+        self.net = load_tflite_net(kind.tflite_path())
+        self.size = kind.input_size
+        shapes = [self.net.graph.shapes[k] for k in self.net.graph.outputs]
+        self.regressor_output = next(k for k, shape in enumerate(shapes) if shape[-1] == 16)
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Anchor offsets in units of the input size and face probabilities."""
+        outputs = self.net(pixels / 127.5 - 1.0)
+        regressors, scores = outputs[self.regressor_output], outputs[1 - self.regressor_output]
+        return regressors / self.size, torch.sigmoid(scores)
+
+
+def load_detector(kind: DetectorKind = SHORT_RANGE) -> nn.Module:
+    """The PyTorch module of detector ``kind`` in eval mode: the hand-written ``BlazeFace`` for short range, its
+    TFLite graph for the others."""
+    return load_blazeface() if kind == SHORT_RANGE else GraphBlazeFace(kind).eval()

@@ -12,22 +12,24 @@ from functools import lru_cache
 
 import numpy as np
 
+from .weights import SHORT_RANGE
+
 NUM_KEYPOINTS = 6
 MIN_SCORE = 0.5
 NMS_IOU = 0.3
-# (feature map side, anchors per cell): stride 8 → 16×16 cells × 2; the three stride-16 layers merge → 8×8 × 6
-ANCHOR_GRIDS = ((16, 2), (8, 6))
+ANCHOR_GRIDS = SHORT_RANGE.anchor_grids  # the default; dfguard.faces.weights.DETECTORS has every model's
 
 
-@lru_cache(maxsize=1)
-def anchor_centers() -> np.ndarray:
-    """The 896 anchor centres ``[896, 2]`` (x, y) in [0, 1]; cells row-major, anchors innermost (width = 1)."""
-    grids = []
-    for side, per_cell in ANCHOR_GRIDS:
+@lru_cache(maxsize=4)
+def anchor_centers(grids: tuple[tuple[int, int], ...] = ANCHOR_GRIDS) -> np.ndarray:
+    """The anchor centres ``[A, 2]`` (x, y) in [0, 1] of the given grids (896 for short range); cells
+    row-major, anchors innermost; fixed anchor size, so width and height are 1 and only the centres matter."""
+    grids_out = []
+    for side, per_cell in grids:
         centers = (np.arange(side) + 0.5) / side
         y, x = np.meshgrid(centers, centers, indexing="ij")
-        grids.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=1), per_cell, axis=0))
-    return np.concatenate(grids).astype(np.float32)
+        grids_out.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=1), per_cell, axis=0))
+    return np.concatenate(grids_out).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,12 @@ class RawDetections:
     scores: np.ndarray
 
 
-def decode(regressors: np.ndarray, scores: np.ndarray, min_score: float = MIN_SCORE) -> RawDetections:
-    """Decode one image's ``regressors [896, 16]`` (offsets in units of the input size) and ``scores [896, 1]``
-    (probabilities), keeping scores ≥ ``min_score``."""
+def decode(regressors: np.ndarray, scores: np.ndarray, min_score: float = MIN_SCORE,
+           grids: tuple[tuple[int, int], ...] = ANCHOR_GRIDS) -> RawDetections:
+    """Decode one image's ``regressors [A, 16]`` (offsets in units of the input size) and ``scores [A, 1]``
+    (probabilities) on the anchors of ``grids``, keeping scores ≥ ``min_score``."""
     scores = scores[:, 0]
-    anchors = anchor_centers()
+    anchors = anchor_centers(grids)
     center = regressors[:, :2] + anchors
     size = regressors[:, 2:4]
     boxes = np.concatenate([center - size / 2, center + size / 2], axis=1)

@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 
 from .decode import MIN_SCORE, NMS_IOU, decode, weighted_nms
-from .weights import INPUT_SIZE, cached_artifact, publish, tflite_path
+from .weights import INPUT_SIZE, SHORT_RANGE, DetectorKind, cached_artifact, publish
 
 if TYPE_CHECKING:
-    from .blazeface import BlazeFace
+    from torch import nn
 
 MIN_SIDE = 16
 MAX_SIDE = 16384
@@ -35,21 +35,22 @@ class Detection:
 @dataclass(frozen=True)
 class Letterbox:
     """Where an image sits inside the square network input: ``input = scale · image + (left, top)``, in
-    continuous pixel coordinates (0 = the left/top edge)."""
+    continuous pixel coordinates (0 = the left/top edge), for a network input of side ``size``."""
 
     scale: float
     left: float
     top: float
+    size: int = INPUT_SIZE
 
     def to_pixels(self, points: np.ndarray) -> np.ndarray:
         """Map ``[..., 2]`` points normalised to the network input back to the original image's pixels."""
-        return (points * INPUT_SIZE - np.array([self.left, self.top], np.float32)) / self.scale
+        return (points * self.size - np.array([self.left, self.top], np.float32)) / self.scale
 
     @classmethod
     def for_size(cls, height: int, width: int, size: int = INPUT_SIZE) -> Letterbox:
-        """The letterbox of an image of ``height × width`` (it depends on nothing else)."""
+        """The letterbox of an image of ``height × width`` into ``size × size`` (it depends on nothing else)."""
         scale = size / max(height, width)
-        return cls(scale, (size - scale * width) / 2, (size - scale * height) / 2)
+        return cls(scale, (size - scale * width) / 2, (size - scale * height) / 2, size)
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -83,33 +84,34 @@ def letterbox(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
                           borderValue=(0, 0, 0))
 
 
-def detector_input(frames: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-    """The network input for RGB uint8 frames of any sizes: float32 ``[F, 3, 128, 128]`` pixels in 0..255
-    (the ensemble's ``DETECTOR_INPUT``)."""
-    canvases = [letterbox(as_rgb(frame)) for frame in frames]
+def detector_input(frames: Sequence[np.ndarray] | np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """The network input for RGB uint8 frames of any sizes: float32 ``[F, 3, size, size]`` pixels in 0..255
+    (the ensemble's ``DETECTOR_INPUT`` at the default 128)."""
+    canvases = [letterbox(as_rgb(frame), size) for frame in frames]
     if not canvases:
-        return np.zeros((0, 3, INPUT_SIZE, INPUT_SIZE), np.float32)
+        return np.zeros((0, 3, size, size), np.float32)
     return np.stack(canvases).transpose(0, 3, 1, 2).astype(np.float32)
 
 
-def run_detector(batch: np.ndarray, detector: BlazeFace | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """BlazeFace on a ``detector_input`` batch: ``regressors [F, 896, 16]`` and face probabilities
-    ``scores [F, 896, 1]``. By default the exported ONNX graph in ONNX Runtime (what the CPU ensemble serves);
-    pass a ``BlazeFace`` module to run PyTorch instead."""
+def run_detector(batch: np.ndarray, detector: nn.Module | None = None,
+                 kind: DetectorKind = SHORT_RANGE) -> tuple[np.ndarray, np.ndarray]:
+    """BlazeFace ``kind`` on a ``detector_input`` batch of its input size: ``regressors [F, A, 16]`` and face
+    probabilities ``scores [F, A, 1]`` (A anchors: 896 short range, 2304 full range). By default the exported ONNX
+    graph in ONNX Runtime (what the CPU ensemble serves); pass the PyTorch module to run it instead."""
     if len(batch) == 0:
-        return np.zeros((0, 896, 16), np.float32), np.zeros((0, 896, 1), np.float32)
+        return np.zeros((0, kind.anchors, 16), np.float32), np.zeros((0, kind.anchors, 1), np.float32)
     if detector is not None:
         import torch
 
         with torch.inference_mode():
             regressors, scores = detector(torch.from_numpy(batch))
         return regressors.numpy(), scores.numpy()
-    regressors, scores = default_session().run(None, {"DETECTOR_INPUT": batch})
+    regressors, scores = default_session(kind).run(None, {"DETECTOR_INPUT": batch})
     return regressors, scores
 
 
-@lru_cache(maxsize=1)
-def default_session() -> object:
+@lru_cache(maxsize=2)
+def default_session(kind: DetectorKind = SHORT_RANGE) -> object:
     """The detector as an ONNX Runtime session, exported once per weights file and cached beside its weights
     (2.3× faster than PyTorch eager on a 2-core CPU, and the very graph the CPU ensemble runs). For in-process
     use only: a served repository runs its own ``face_detector/1/model.onnx`` and never builds this cache."""
@@ -117,22 +119,23 @@ def default_session() -> object:
 
     from .export import export_detector
 
-    path = cached_artifact(tflite_path(), ".onnx")
+    path = cached_artifact(kind.tflite_path(), ".onnx")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        publish(export_detector(path.with_suffix(f".{os.getpid()}.tmp.onnx")), path)
+        publish(export_detector(path.with_suffix(f".{os.getpid()}.tmp.onnx"), kind=kind), path)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = int(os.environ.get("DFGUARD_THREADS", "0"))  # 0: all cores; 1 in workers
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def detections_from_outputs(regressors: np.ndarray, scores: np.ndarray, frame_sizes: Sequence[tuple[int, int]],
-                            min_score: float = MIN_SCORE) -> list[list[Detection]]:
-    """Decode raw BlazeFace outputs of frames of the given ``(height, width)`` into pixel detections, best first."""
+                            min_score: float = MIN_SCORE, kind: DetectorKind = SHORT_RANGE) -> list[list[Detection]]:
+    """Decode raw outputs of BlazeFace ``kind`` on frames of the given ``(height, width)`` into pixel detections,
+    best first."""
     results = []
     for frame_regressors, frame_scores, (height, width) in zip(regressors, scores, frame_sizes, strict=True):
-        mapping = Letterbox.for_size(height, width)
-        found = weighted_nms(decode(frame_regressors, frame_scores, min_score), NMS_IOU)
+        mapping = Letterbox.for_size(height, width, kind.input_size)
+        found = weighted_nms(decode(frame_regressors, frame_scores, min_score, kind.anchor_grids), NMS_IOU)
         corners = mapping.to_pixels(found.boxes.reshape(-1, 2, 2)).reshape(-1, 4)
         keypoints = mapping.to_pixels(found.keypoints)
         results.append([Detection(tuple(float(v) for v in box), points.astype(np.float32), float(score))
@@ -141,12 +144,13 @@ def detections_from_outputs(regressors: np.ndarray, scores: np.ndarray, frame_si
 
 
 def detect_faces_batch(images: Sequence[np.ndarray] | np.ndarray, *, min_score: float = MIN_SCORE,
-                       detector: BlazeFace | None = None) -> list[list[Detection]]:
+                       detector: nn.Module | None = None, kind: DetectorKind = SHORT_RANGE) -> list[list[Detection]]:
     """Faces in each of many RGB uint8 images (any sizes), best first, with one network call for all of them."""
-    regressors, scores = run_detector(detector_input(images), detector)
-    return detections_from_outputs(regressors, scores, [image.shape[:2] for image in images], min_score)
+    regressors, scores = run_detector(detector_input(images, kind.input_size), detector, kind)
+    return detections_from_outputs(regressors, scores, [image.shape[:2] for image in images], min_score, kind)
 
 
-def detect_faces(image: np.ndarray, *, min_score: float = MIN_SCORE) -> list[Detection]:
+def detect_faces(image: np.ndarray, *, min_score: float = MIN_SCORE, kind: DetectorKind = SHORT_RANGE
+                 ) -> list[Detection]:
     """Faces in one RGB uint8 ``[H, W, 3]`` image, best first (the face contract of docs/architecture.md)."""
-    return detect_faces_batch([image], min_score=min_score)[0]
+    return detect_faces_batch([image], min_score=min_score, kind=kind)[0]

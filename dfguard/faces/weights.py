@@ -1,29 +1,66 @@
-"""Where BlazeFace's weights come from and where what we derive from them is cached; needs neither torch nor
-OpenCV, so the serving steps that only letterbox frames for the detector stay light."""
+"""The face detectors (mediapipe's BlazeFace models), where their weights come from and where what we derive from
+them is cached; needs neither torch nor OpenCV, so the serving steps that only letterbox frames stay light."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from dfguard.paths import cache_dir
 
-INPUT_SIZE = 128
 ARTIFACT_VERSION = 3  # bump when the cached state dict or ONNX graph changes meaning
+
+
+@dataclass(frozen=True)
+class DetectorKind:
+    """One BlazeFace model: its name, its file in mediapipe's wheel, its square input side, and its SSD anchor
+    grids as (feature-map side, anchors per cell), finest first (MediaPipe's ``SsdAnchorsCalculator`` options)."""
+
+    name: str
+    filename: str
+    input_size: int
+    anchor_grids: tuple[tuple[int, int], ...]
+
+    def tflite_path(self) -> Path:
+        """Where mediapipe's wheel keeps this model."""
+        import mediapipe
+
+        return Path(mediapipe.__file__).parent / "modules" / "face_detection" / self.filename
+
+    @property
+    def anchors(self) -> int:
+        """How many anchors (candidate boxes) the network scores per image."""
+        return sum(side * side * per_cell for side, per_cell in self.anchor_grids)
+
+
+DETECTORS = {kind.name: kind for kind in (
+    # selfie range: faces filling much of the frame; stride 8 → 16×16 cells × 2, the stride-16 layers → 8×8 × 6
+    DetectorKind("blazeface_short_range", "face_detection_short_range.tflite", 128, ((16, 2), (8, 6))),
+    # full range: faces of any size up to a few metres away; one stride-4 layer, 48×48 cells × 1
+    DetectorKind("blazeface_full_range", "face_detection_full_range_sparse.tflite", 192, ((48, 1),)),
+)}
+SHORT_RANGE = DETECTORS["blazeface_short_range"]
+INPUT_SIZE = SHORT_RANGE.input_size  # the ensemble's DETECTOR_INPUT side
+
+
+def detector_kind(name: str) -> DetectorKind:
+    """The detector called ``name`` (``ValueError`` listing the known ones otherwise)."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; known: {sorted(DETECTORS)}")
+    return DETECTORS[name]
 
 
 def tflite_path() -> Path:
     """Where mediapipe's wheel keeps the short-range BlazeFace model."""
-    import mediapipe
-
-    return Path(mediapipe.__file__).parent / "modules" / "face_detection" / "face_detection_short_range.tflite"
+    return SHORT_RANGE.tflite_path()
 
 
 def cached_artifact(source: Path, suffix: str) -> Path:
     """Where an artifact derived from the model file ``source`` is cached: named by the file's hash and by
     ``ARTIFACT_VERSION``, which changes whenever what we derive from it changes (outputs, units, names)."""
     digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]
-    return cache_dir() / f"blazeface_short_range-{digest}-v{ARTIFACT_VERSION}{suffix}"
+    return cache_dir() / f"{Path(source).stem}-{digest}-v{ARTIFACT_VERSION}{suffix}"
 
 
 def publish(partial: Path, final: Path) -> Path:
