@@ -1,0 +1,154 @@
+"""Scenes like real uploads, for measuring face detection: 1-3 people from real photos at random sizes and places
+on real backgrounds, frames from 360p to 4K, some grayscale, faces partly out of frame (up to a quarter).
+
+Every face is a head-and-shoulders cut of a real portrait (``source_photos``: matplotlib's Grace Hopper,
+scikit-image's astronaut, mirrored too) with a feathered edge, scaled so its face box is ``min_face_px`` up to
+half the frame's height (log-uniform: small faces as often as large ones), with a random brightness and
+contrast; the ground truth is the source's face box carried along. Backgrounds are photos without people
+(scikit-image's coffee, rocket, brick, grass, gravel, and a plain gradient). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import cv2
+import numpy as np
+
+RESOLUTIONS = ((640, 360), (1280, 720), (1920, 1080), (3840, 2160))
+BACKGROUNDS = ("coffee", "rocket", "brick", "grass", "gravel", "gradient")
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A frame and the boxes ``[K, 4]`` (x0, y0, x1, y1, frame pixels, clipped to the frame) of its faces."""
+
+    image: np.ndarray
+    boxes: np.ndarray
+    gray: bool
+
+
+@cache
+def background_photos() -> dict[str, np.ndarray]:
+    """The backgrounds as RGB uint8 (gray textures repeated into three channels)."""
+    import skimage.data
+
+    photos = {}
+    for name in BACKGROUNDS[:-1]:
+        image = getattr(skimage.data, name)()
+        photos[name] = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
+    return photos
+
+
+def background(name: str, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``width × height`` background: a photo scaled to cover the frame and cut at random, or a gradient."""
+    if name == "gradient":
+        start, end = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        ramp = np.linspace(0, 1, width)[None, :, None]
+        return np.broadcast_to(start + (end - start) * ramp, (height, width, 3)).astype(np.uint8).copy()
+    photo = background_photos()[name]
+    scale = max(width / photo.shape[1], height / photo.shape[0]) * rng.uniform(1.0, 1.5)
+    big = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    y, x = rng.integers(0, big.shape[0] - height + 1), rng.integers(0, big.shape[1] - width + 1)
+    return np.ascontiguousarray(big[y:y + height, x:x + width])
+
+
+def head_and_shoulders(photo: np.ndarray, box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The region around a face box (2× its side, more below for the shoulders), clipped to the photo, and the
+    face box in that region's pixels."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left, top = int(max(cx - side, 0)), int(max(cy - 1.1 * side, 0))
+    right, bottom = int(min(cx + side, photo.shape[1])), int(min(cy + 1.4 * side, photo.shape[0]))
+    return photo[top:bottom, left:right], np.array([x0 - left, y0 - top, x1 - left, y1 - top], np.float32)
+
+
+def feathered_mask(height: int, width: int) -> np.ndarray:
+    """An elliptical alpha mask ``[H, W, 1]`` in 0..1 with a soft edge, so no cut line frames the face."""
+    y, x = np.mgrid[0:height, 0:width]
+    distance = ((x + 0.5) / width * 2 - 1) ** 2 + ((y + 0.5) / height * 2 - 1) ** 2
+    return np.clip((1.0 - distance) / 0.25, 0, 1)[..., None].astype(np.float32)
+
+
+def overlaps(box: np.ndarray, boxes: list[np.ndarray], gap: float) -> bool:
+    """Whether ``box`` grown by ``gap`` of its side intersects any of ``boxes``."""
+    grow = gap * (box[2] - box[0])
+    return any(box[0] - grow < b[2] and b[0] < box[2] + grow and box[1] - grow < b[3] and b[1] < box[3] + grow
+               for b in boxes)
+
+
+def make_scene(rng: np.random.Generator, *, width: int | None = None, height: int | None = None,
+               faces: int | None = None, min_face_px: int = 48, gray: bool | None = None) -> Scene:
+    """One scene; unset arguments are drawn: a resolution of ``RESOLUTIONS``, 1-3 faces, grayscale with
+    probability 1/4."""
+    from .synthetic import source_photos
+
+    if width is None or height is None:
+        width, height = RESOLUTIONS[rng.integers(len(RESOLUTIONS))]
+    faces = int(rng.integers(1, 4)) if faces is None else faces
+    gray = bool(rng.random() < 0.25) if gray is None else gray
+    frame = background(BACKGROUNDS[rng.integers(len(BACKGROUNDS))], width, height, rng).astype(np.float32)
+    sources, placed = source_photos(), []
+    for _ in range(faces):
+        for _attempt in range(50):
+            source = sources[rng.integers(len(sources))]
+            region, face = head_and_shoulders(source.image, source.face_box)
+            size = np.exp(rng.uniform(np.log(min_face_px), np.log(height / 2)))
+            scale = size / (face[3] - face[1])
+            cut = cv2.resize(region, None, fx=scale, fy=scale,
+                             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR).astype(np.float32)
+            face = face * scale
+            # anywhere, a quarter of the face at most out of the frame (a camera's edge cuts people too)
+            side = face[2] - face[0]
+            cx = rng.uniform(side / 4, width - side / 4) if width > side / 2 else width / 2
+            cy = rng.uniform(side / 4, height - side / 4) if height > side / 2 else height / 2
+            left, top = round(cx - (face[0] + face[2]) / 2), round(cy - (face[1] + face[3]) / 2)
+            box = face + np.array([left, top, left, top], np.float32)
+            if overlaps(box, placed, 0.3):
+                continue
+            paste(frame, cut * rng.uniform(0.7, 1.2) + rng.uniform(-20, 20), left, top)
+            placed.append(box)
+            break
+    image = np.clip(frame, 0, 255).astype(np.uint8)
+    if gray:
+        image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    boxes = np.array(placed, np.float32).reshape(-1, 4)
+    boxes = np.clip(boxes, 0, [width, height, width, height])
+    return Scene(image, boxes, gray)
+
+
+def paste(frame: np.ndarray, cut: np.ndarray, left: int, top: int) -> None:
+    """Blend ``cut`` into ``frame`` at ``(left, top)`` with a feathered mask, clipped to the frame."""
+    height, width = cut.shape[:2]
+    alpha = feathered_mask(height, width)
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + height, frame.shape[0]), min(left + width, frame.shape[1])
+    if y1 <= y0 or x1 <= x0:
+        return
+    piece, weight = cut[y0 - top:y1 - top, x0 - left:x1 - left], alpha[y0 - top:y1 - top, x0 - left:x1 - left]
+    frame[y0:y1, x0:x1] = weight * np.clip(piece, 0, 255) + (1 - weight) * frame[y0:y1, x0:x1]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a [K, 4]`` with every box of ``b [M, 4]``: ``[K, M]``."""
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def match(truth: np.ndarray, found: np.ndarray, threshold: float = 0.4) -> tuple[int, int]:
+    """(true faces found, detections that are no true face): greedy one-to-one matching at IoU ≥ ``threshold``
+    of the boxes clipped to the frame."""
+    if not len(truth) or not len(found):
+        return 0, len(found)
+    overlap = box_iou(truth, found)
+    hits = 0
+    while overlap.size and overlap.max() >= threshold:
+        i, j = np.unravel_index(overlap.argmax(), overlap.shape)
+        hits += 1
+        overlap[i, :], overlap[:, j] = -1, -1
+    return hits, len(found) - hits
