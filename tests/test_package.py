@@ -12,6 +12,7 @@ from pathlib import Path
 
 import matplotlib.cbook
 import numpy as np
+import pytest
 from PIL import Image
 
 import dfguard
@@ -87,6 +88,8 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2 and "at least 8x8" in result.stderr
 
 
+@pytest.mark.slow  # trains a model
+@pytest.mark.integration  # and serves it in tritonserver
 def test_demo_runs_from_synthetic_videos_to_scores_over_grpc(tmp_path):
     result = run_cli("demo", "--out", str(tmp_path / "demo"), "--videos-per-class", "6", "--quick",
                      "--repository-template", str(REPO / "model_repository"))

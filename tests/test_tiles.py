@@ -44,6 +44,7 @@ def found_boxes(image: np.ndarray) -> np.ndarray:
     return np.clip(boxes, 0, [width, height, width, height])
 
 
+@pytest.mark.slow  # dozens of scenes up to 4K
 def test_recall_on_scenes_like_real_uploads(rng):
     """1-3 people from real photos, 48 px up to half the frame, 360p to 4K, a quarter grayscale, faces partly
     out of frame: at least 95 % found, where mediapipe's own full-range detector finds far fewer."""
@@ -56,6 +57,7 @@ def test_recall_on_scenes_like_real_uploads(rng):
     assert ours >= 0.95 * faces and ours > theirs
 
 
+@pytest.mark.slow
 def test_no_more_false_faces_than_mediapipe_on_frames_without_people(rng):
     frames = [background(name, width, height, rng) for width, height in RESOLUTIONS for name in BACKGROUNDS]
     frames += [rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8), np.full((2160, 3840, 3), 128, np.uint8)]
