@@ -1,0 +1,153 @@
+"""Faces linked across the sampled frames of a video into tracks: one track per person per shot.
+
+Sampled frames lie far apart in time (32 frames over a minute: two seconds apart), so position alone is not
+enough: a detection joins a track when its size is close (``max_scale``), its centre has not moved too far
+(``max_shift`` face sides) and it looks alike (the correlation of small zero-mean grey thumbnails of the two
+faces, ``min_appearance``); among the candidates the cheapest pairs are linked first, each track and detection at
+most once per frame. A cut ends every track: two sampled frames whose 8×5 grey layouts correlate less than
+``min_shot_correlation`` (the coarse layout ignores exposure, texture and a camera's pan, not a new scene; on
+filmed test scenes, frames of one shot correlated 0.73 and up, cuts 0.40 and below). A track may skip
+``max_gap`` frames where its face was missed. At most ``max_faces`` detections per frame are kept, the largest
+first: more is capped, never an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .detect import Detection
+
+THUMBNAIL = 24  # side of the grey thumbnails compared for a face's appearance
+SHOT_LAYOUT = (8, 5)  # width and height of the grey thumbnails compared for a cut
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """How faces are capped and linked, and how many faces a track needs to count for the verdict."""
+
+    max_faces: int = 8
+    min_track_faces: int = 2
+    max_shift: float = 1.5
+    max_scale: float = 1.6
+    min_appearance: float = 0.4
+    min_shot_correlation: float = 0.5
+    max_gap: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_faces < 1 or self.min_track_faces < 1 or self.max_gap < 0:
+            raise ValueError(f"max_faces and min_track_faces must be at least 1 and max_gap at least 0: {self}")
+
+
+@dataclass(frozen=True)
+class Track:
+    """One person in one shot: ``frames[i]`` is the sampled frame of its ``i``-th face, ``faces[i]`` that face's
+    index among the frame's (capped) detections."""
+
+    id: int
+    frames: tuple[int, ...]
+    faces: tuple[int, ...]
+
+    def counts(self, config: TrackConfig, sampled_frames: int) -> bool:
+        """Whether the track is seen often enough to count: ``min_track_faces`` faces, or every sampled frame
+        when there are fewer (an image is one frame, and its one face counts)."""
+        return len(self.frames) >= min(config.min_track_faces, sampled_frames)
+
+
+def cap_faces(detections: Sequence[Detection], max_faces: int) -> list[Detection]:
+    """The ``max_faces`` largest detections (by box area), largest first."""
+    area = lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1])  # noqa: E731
+    return sorted(detections, key=area, reverse=True)[:max_faces]
+
+
+def shot_starts(frames: Sequence[np.ndarray], min_correlation: float) -> np.ndarray:
+    """``[F]`` bool: where a new shot begins (the first frame, and every frame whose 8×5 grey thumbnail, zero mean
+    and unit norm, correlates less than ``min_correlation`` with the previous frame's)."""
+    looks = [thumbnail(frame, (0, 0, frame.shape[1], frame.shape[0]), SHOT_LAYOUT) for frame in frames]
+    starts = np.zeros(len(frames), bool)
+    starts[:1] = True
+    for k in range(1, len(frames)):
+        starts[k] = float(looks[k] @ looks[k - 1]) < min_correlation
+    return starts
+
+
+def thumbnail(frame: np.ndarray, box: Sequence[float], size: tuple[int, int] = (THUMBNAIL, THUMBNAIL)
+              ) -> np.ndarray:
+    """The appearance of a box of the frame (clipped to it): a small grey patch of ``size`` (width, height), flat,
+    zero mean, unit norm, so that a dot product is a correlation."""
+    height, width = frame.shape[:2]
+    x0, y0 = int(max(np.floor(box[0]), 0)), int(max(np.floor(box[1]), 0))
+    x1, y1 = int(min(np.ceil(box[2]), width)), int(min(np.ceil(box[3]), height))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.zeros(size[0] * size[1], np.float32)
+    patch = frame[y0:y1, x0:x1]
+    grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY) if patch.ndim == 3 else patch
+    small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    small -= small.mean()
+    return small / max(float(np.linalg.norm(small)), 1e-6)
+
+
+@dataclass
+class _Open:
+    """A track still being extended: its faces so far and its last face's box and thumbnail."""
+
+    id: int
+    frames: list[int]
+    faces: list[int]
+    box: np.ndarray
+    look: np.ndarray
+
+
+def link_cost(track: _Open, box: np.ndarray, look: np.ndarray, config: TrackConfig) -> float | None:
+    """The cost of adding a face to a track (centre shift in face sides plus appearance distance), or None when
+    it cannot belong to it."""
+    side_a = max(track.box[2] - track.box[0], track.box[3] - track.box[1], 1e-6)
+    side_b = max(box[2] - box[0], box[3] - box[1], 1e-6)
+    if max(side_a, side_b) / min(side_a, side_b) > config.max_scale:
+        return None
+    shift = float(np.linalg.norm((track.box[:2] + track.box[2:]) / 2 - (box[:2] + box[2:]) / 2)) / max(side_a, side_b)
+    appearance = float(track.look @ look)
+    if shift > config.max_shift or appearance < config.min_appearance:
+        return None
+    return shift + (1.0 - appearance)
+
+
+def link_tracks(frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]],
+                config: TrackConfig = TrackConfig()) -> tuple[list[list[Detection]], list[Track]]:
+    """Cap each frame's detections and link them into tracks; returns the capped detections per frame and the
+    tracks (ids in order of first appearance), every capped detection in exactly one track."""
+    capped = [cap_faces(found, config.max_faces) for found in detections]
+    starts = shot_starts(frames, config.min_shot_correlation)
+    open_tracks: list[_Open] = []
+    finished: list[_Open] = []
+    next_id = 0
+    for k, (frame, faces) in enumerate(zip(frames, capped, strict=True)):
+        if starts[k]:
+            finished += open_tracks
+            open_tracks = []
+        finished += [t for t in open_tracks if k - t.frames[-1] > config.max_gap + 1]
+        open_tracks = [t for t in open_tracks if k - t.frames[-1] <= config.max_gap + 1]
+        boxes = [np.asarray(face.box, np.float64) for face in faces]
+        looks = [thumbnail(frame, face.box) for face in faces]
+        pairs = sorted((cost, t, j) for t, track in enumerate(open_tracks) for j in range(len(faces))
+                       if (cost := link_cost(track, boxes[j], looks[j], config)) is not None)
+        used_tracks, used_faces = set(), set()
+        for _, t, j in pairs:
+            if t in used_tracks or j in used_faces:
+                continue
+            used_tracks.add(t)
+            used_faces.add(j)
+            track = open_tracks[t]
+            track.frames.append(k)
+            track.faces.append(j)
+            track.box, track.look = boxes[j], looks[j]
+        for j in range(len(faces)):
+            if j not in used_faces:
+                open_tracks.append(_Open(next_id, [k], [j], boxes[j], looks[j]))
+                next_id += 1
+    finished += open_tracks
+    tracks = [Track(t.id, tuple(t.frames), tuple(t.faces)) for t in sorted(finished, key=lambda t: t.id)]
+    return capped, tracks
