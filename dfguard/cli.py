@@ -58,19 +58,29 @@ def run_dct_map(args: argparse.Namespace) -> int:
 
 def add_faces_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dfguard faces``."""
+    from dfguard.faces.weights import DETECTORS, SHORT_RANGE
+
     parser.add_argument("image", type=Path, help="an image (PNG, JPEG)")
     parser.add_argument("-o", "--out", type=Path, default=Path("faces.png"), help="PNG to write")
+    parser.add_argument("--detector", choices=sorted(DETECTORS), default=SHORT_RANGE.name,
+                        help="BlazeFace model (short range: the served one today; full range: faces of any size)")
+    parser.add_argument("--min-face-px", type=float, help="find every face of at least this height, at any "
+                        "resolution, by running the detector on tiles too (dfguard.faces.tiles)")
 
 
 def run_faces(args: argparse.Namespace) -> int:
     """Detect faces, draw them and the crops the models see, and list them."""
     from dfguard.faces.detect import detect_faces
+    from dfguard.faces.tiles import detect_faces_tiled
+    from dfguard.faces.weights import detector_kind
     from dfguard.image import read_image
     from dfguard.visualize import plot_faces
 
-    image = read_image(args.image)
-    plot_faces(image, args.out, title=args.image.name)
-    for face in detect_faces(image):
+    image, kind = read_image(args.image), detector_kind(args.detector)
+    found = (detect_faces_tiled([image], kind, min_face_px=args.min_face_px)[0] if args.min_face_px
+             else detect_faces(image, kind=kind))
+    plot_faces(image, args.out, title=args.image.name, detections=found)
+    for face in found:
         box = ", ".join(f"{v:.0f}" for v in face.box)
         print(f"face score {face.score:.3f} box ({box})")
     print(f"wrote {args.out}")

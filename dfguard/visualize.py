@@ -40,9 +40,10 @@ def plot_dct_map(image: np.ndarray, out: Path, *, cutoff: int = 4, backend: str 
     fig.savefig(out, dpi=110)
 
 
-def plot_faces(image: np.ndarray, out: Path, *, title: str = "") -> int:
-    """Save a PNG of the frame with every detected box and keypoint, and the crops the models see (the largest
-    face at 256×256 and its four 64×64 parts). Returns the number of faces found."""
+def plot_faces(image: np.ndarray, out: Path, *, title: str = "", detections: list | None = None) -> int:
+    """Save a PNG of the frame with every detected box and keypoint (``detections``, by default short-range
+    BlazeFace's), and the crops the models see (the largest face at 256×256 and its four 64×64 parts). Returns
+    the number of faces."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
@@ -50,7 +51,7 @@ def plot_faces(image: np.ndarray, out: Path, *, title: str = "") -> int:
     from dfguard.faces.crops import crop_frames
     from dfguard.faces.detect import KEYPOINT_NAMES, detect_faces
 
-    detections = detect_faces(image)
+    detections = detect_faces(image) if detections is None else detections
     crops = crop_frames([image], [detections])
     fig = Figure(figsize=(14, 5.2), layout="constrained")
     grid = fig.add_gridspec(2, 5, width_ratios=[3.2, 2, 1, 1, 0.01])

@@ -126,6 +126,24 @@ def test_cli_faces_draws_the_detection_and_lists_it(tmp_path):
     assert result.returncode == 0 and "face score" not in result.stdout and (tmp_path / "none.png").exists()
 
 
+def test_cli_faces_finds_every_face_of_a_wide_shot_with_tiles(tmp_path):
+    from dfguard.train.scenes import make_scene
+
+    rng = np.random.default_rng(7)
+    while True:  # two people, both wholly inside, one small
+        scene = make_scene(rng, width=1920, height=1080, faces=2, gray=False)
+        inside = (scene.boxes[:, 0] > 0) & (scene.boxes[:, 2] < 1920) & (scene.boxes[:, 1] > 0) & (
+            scene.boxes[:, 3] < 1080)
+        if len(scene.boxes) == 2 and inside.all() and (scene.boxes[:, 3] - scene.boxes[:, 1]).min() < 120:
+            break
+    path = tmp_path / "wide.png"
+    Image.fromarray(scene.image).save(path)
+    result = run_cli("faces", str(path), "-o", str(tmp_path / "wide_faces.png"), "--detector",
+                     "blazeface_full_range", "--min-face-px", "48")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("face score") == 2 and (tmp_path / "wide_faces.png").stat().st_size > 50_000
+
+
 def test_nothing_in_the_repository_points_outside_it():
     """A user who clones the repository has only the repository: no link or path may lead out of it."""
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
