@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dfguard-installed
 
-.PHONY: test test-fast demo lint bench-kernels bench-pipeline bench-perf gpu-check gpu-check-dry clean
+.PHONY: test test-fast demo lint bench-kernels bench-faces bench-scenes bench-pipeline bench-perf bench-memory \
+	gpu-check gpu-check-dry clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +35,20 @@ lint: $(STAMP)
 bench-kernels: $(STAMP)
 	$(BIN)/python -m benchmarks.kernels
 
+bench-faces: $(STAMP)
+	$(BIN)/python -m benchmarks.faces
+
+bench-scenes: $(STAMP)
+	$(BIN)/python -m benchmarks.scenes
+
 bench-pipeline: $(STAMP)
 	$(BIN)/python -m benchmarks.pipeline
 
 bench-perf: $(STAMP)
 	$(BIN)/python -m benchmarks.perf
+
+bench-memory: $(STAMP)
+	$(BIN)/python -m benchmarks.memory
 
 # On a bare GPU machine: no venv, no install, the checkout's own modules (see benchmarks/gpu_check.py).
 GPU_CHECK_OUT ?= benchmarks/gpu_check
