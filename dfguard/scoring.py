@@ -78,3 +78,40 @@ class VideoScorer:
         scores[found] = self.frame_scores(embeddings[found], logits.reshape(-1)[found])
         video = float(scores[found].mean())
         return VideoResult(video, scores, self.thresholds.verdict(video))
+
+
+@dataclass(frozen=True)
+class FacesResult:
+    """What a video with several faces per frame gets: per face, per frame, per track and for the whole video.
+
+    ``frame_scores [F]``: the highest face score of each frame (NaN without a face); ``track_scores [T]``: the mean
+    of each track's faces; ``video_score``: the highest score among the tracks that count (NaN, verdict
+    ``no_face``, when none does)."""
+
+    face_scores: np.ndarray
+    frame_scores: np.ndarray
+    track_scores: np.ndarray
+    video_score: float
+    verdict: str
+
+
+def aggregate_faces(face_scores: np.ndarray, face_frame: np.ndarray, face_track: np.ndarray, num_frames: int,
+                    track_counts: np.ndarray, thresholds: VerdictThresholds = VerdictThresholds()) -> FacesResult:
+    """The rule for many faces: a forged person is flagged even beside real ones, so the video takes its most
+    suspicious person (the highest track score among the tracks that count), and a person's score is the mean
+    over their faces, as a one-face video's score is the mean over its frames (which this rule reproduces)."""
+    face_scores = np.asarray(face_scores, np.float64).reshape(-1)
+    face_frame, face_track = np.asarray(face_frame, np.int64).reshape(-1), np.asarray(face_track, np.int64).reshape(-1)
+    track_counts = np.asarray(track_counts, bool).reshape(-1)
+    if not len(face_scores) == len(face_frame) == len(face_track):
+        raise ValueError(f"{len(face_scores)} face scores for {len(face_frame)} frames and {len(face_track)} tracks")
+    frame_scores = np.full(num_frames, np.nan)
+    np.fmax.at(frame_scores, face_frame, face_scores)  # fmax: NaN (no face yet) gives way to any score
+    sums = np.bincount(face_track, face_scores, minlength=len(track_counts))
+    counts = np.bincount(face_track, minlength=len(track_counts))
+    track_scores = np.divide(sums, counts, out=np.full(len(track_counts), np.nan), where=counts > 0)
+    eligible = track_scores[track_counts & (counts > 0)]
+    if not len(eligible):
+        return FacesResult(face_scores, frame_scores, track_scores, float("nan"), "no_face")
+    video = float(eligible.max())
+    return FacesResult(face_scores, frame_scores, track_scores, video, thresholds.verdict(video))
