@@ -1,7 +1,10 @@
 """The workload the serving benchmarks share: synthetic test videos and a ``tiny`` model exported into a model
 repository, built once into a folder and reused (``benchmarks/.workload/`` by default, git-ignored).
 
-Speed does not depend on how well the model is trained, so the model gets one epoch per stage.
+Speed does not depend on how well the model is trained, so the model gets one epoch per stage. Two sets of
+videos: the small clips the model is trained on (320×240, 64 frames), and ``hd_videos``: uploads as phones and
+the web make them (1280×720 and 1920×1080 H.264, 10 s at 25 or 30 fps, a keyframe every 1-2 s, one to three
+people of varied sizes, one in three videos with a forged person).
 """
 
 from __future__ import annotations
@@ -51,3 +54,32 @@ def build_workload(root: Path = DEFAULT_ROOT, *, videos: int = 16, width: int = 
     export_repository(checkpoint, repository, template=TEMPLATE)  # always: the configs may have changed
     test = [r.path for r in records if r.split == "test"]
     return Workload(checkpoint, repository, test[:videos])
+
+
+HD_SIZES = ((1280, 720), (1920, 1080))
+
+
+def hd_videos(root: Path = DEFAULT_ROOT, count: int = 6, seconds: float = 10.0) -> list[Path]:
+    """Build (or reuse) ``count`` HD videos in ``root / "hd"``: sizes and frame rates alternate, keyframe
+    intervals of 1-2 s, 1-3 people, every third video with one person forged by a family the model saw."""
+    import numpy as np
+
+    from dfguard.train.scenes import make_people_video
+    from dfguard.train.synthetic import VideoSpec
+
+    folder = Path(root) / "hd"
+    paths = []
+    for k in range(count):
+        rng = np.random.default_rng(1000 + k)  # each video its own seed: a rerun rebuilds only what is missing
+        width, height = HD_SIZES[k % len(HD_SIZES)]
+        fps = (25, 30)[k // len(HD_SIZES) % 2]
+        spec = VideoSpec(width=width, height=height, frames=round(seconds * fps), fps=fps, crf=23,
+                         keyframe_interval=int(fps * rng.uniform(1.0, 2.0)))
+        family = SEEN[k // 3 % len(SEEN)] if k % 3 == 2 else None
+        path = folder / f"hd{k:02d}-{width}x{height}-{fps}fps-{family or 'real'}.mp4"
+        if not path.exists():
+            partial = path.with_suffix(".partial.mp4")
+            make_people_video(partial, spec, rng, family=family)
+            partial.replace(path)  # a crash never leaves a half-written video under the final name
+        paths.append(path)
+    return paths

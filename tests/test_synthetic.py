@@ -69,3 +69,29 @@ def test_splits_get_at_least_one_video_when_there_are_enough(count, expected):
 
     names = split_names(count, {"train": 0.6, "val": 0.2, "test": 0.2})
     assert [names.count(s) for s in ("train", "val", "test")] == expected
+
+
+def test_a_people_video_has_its_keyframes_and_one_forged_person(tmp_path):
+    import av
+
+    from dfguard.train.scenes import make_people_video
+    from dfguard.train.synthetic import VideoSpec
+
+    spec = VideoSpec(width=640, height=360, frames=50, fps=25, keyframe_interval=25)
+    fake = make_people_video(tmp_path / "fake.mp4", spec, np.random.default_rng(4), people=2, family="nearest")
+    real = make_people_video(tmp_path / "real.mp4", spec, np.random.default_rng(4), people=2)
+    assert fake.forged in (0, 1) and real.forged is None and np.allclose(fake.boxes, real.boxes)
+    with av.open(str(fake.path)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (640, 360)
+        keyframes = [packet.is_keyframe for packet in container.demux(stream) if packet.size]
+    assert len(keyframes) == 50 and sum(keyframes) >= 2 and keyframes[0]
+    first = {}
+    for name, video in (("fake", fake), ("real", real)):
+        with av.open(str(video.path)) as container:
+            first[name] = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(np.int16)
+    difference = np.abs(first["fake"] - first["real"]).mean(axis=2)
+    box = fake.boxes[fake.forged].round().astype(int)
+    other = fake.boxes[1 - fake.forged].round().astype(int)
+    forged_change = difference[box[1]:box[3], box[0]:box[2]].mean()
+    assert forged_change > 2.0 and difference[other[1]:other[3], other[0]:other[2]].mean() < 0.25 * forged_change

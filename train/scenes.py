@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from .synthetic import VideoSpec
 
 RESOLUTIONS = ((640, 360), (1280, 720), (1920, 1080), (3840, 2160))
 BACKGROUNDS = ("coffee", "rocket", "brick", "grass", "gravel", "gradient")
@@ -152,3 +157,48 @@ def match(truth: np.ndarray, found: np.ndarray, threshold: float = 0.4) -> tuple
         hits += 1
         overlap[i, :], overlap[:, j] = -1, -1
     return hits, len(found) - hits
+
+
+@dataclass(frozen=True)
+class PeopleVideo:
+    """A rendered video of a scene: its file, the people's face boxes in its first frame, and which person was
+    forged (None for a real video) with which family."""
+
+    path: Path
+    boxes: np.ndarray
+    forged: int | None
+    family: str
+
+
+def make_people_video(path: Path, spec: VideoSpec, rng: np.random.Generator, *, people: int | None = None,
+                      family: str | None = None, pan: int = 120, min_face_px: int = 64) -> PeopleVideo:
+    """Film a scene of ``people`` (drawn: 1-3) with a camera that pans ``pan`` pixels over the video's length,
+    frames streamed to the encoder (a 10 s 1080p video never sits in memory); with ``family``, one person
+    (drawn) is forged in every frame by ``dfguard.train.synthetic.Forger``. Every face lies wholly inside every
+    frame, so the ground truth is exact."""
+    from .synthetic import Forger, write_video
+
+    width, height = spec.width, spec.height
+    for _ in range(500):
+        scene = make_scene(rng, width=width + pan, height=height + pan, faces=people, min_face_px=min_face_px,
+                           gray=False)
+        boxes = scene.boxes
+        inside = (boxes[:, 0] > pan) & (boxes[:, 1] > pan) & (boxes[:, 2] < width) & (boxes[:, 3] < height)
+        if len(boxes) and inside.all() and (people is None or len(boxes) == people):
+            break
+    else:
+        raise ValueError(f"no scene of {people} people fits a {width}×{height} frame panned by {pan} px")
+    start, end = rng.integers(0, pan + 1, (2, 2))
+    forged = int(rng.integers(len(boxes))) if family else None
+    forger = Forger(family, rng) if family else None
+
+    def frames():
+        for t in np.linspace(0.0, 1.0, spec.frames):
+            x, y = np.round(start + (end - start) * t).astype(int)
+            frame = np.ascontiguousarray(scene.image[y:y + height, x:x + width])
+            if forger is not None:
+                frame = forger(frame, boxes[forged] - np.array([x, y, x, y], np.float32))
+            yield frame
+
+    write_video(path, frames(), spec)
+    return PeopleVideo(path, boxes - np.array([*start, *start], np.float32), forged, family or "real")

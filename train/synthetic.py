@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +119,8 @@ def source_photos() -> list[SourcePhoto]:
 
 @dataclass(frozen=True)
 class VideoSpec:
-    """What to render: size, length, frame rate, codec (a key of ``CODECS``) and quality (CRF)."""
+    """What to render: size, length, frame rate, codec (a key of ``CODECS``), quality (CRF), and the keyframe
+    interval in frames (None: the encoder's default; phone and web video put one every 1-2 s)."""
 
     width: int = 256
     height: int = 256
@@ -127,6 +128,7 @@ class VideoSpec:
     fps: int = 25
     crf: int = 20
     codec: str = "h264"
+    keyframe_interval: int | None = None
 
 
 def camera_path(photo: SourcePhoto, spec: VideoSpec, rng: np.random.Generator) -> list[np.ndarray]:
@@ -170,26 +172,35 @@ def blend_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), sigma)[..., None]
 
 
-def forge(frames: list[np.ndarray], boxes: list[np.ndarray], family_name: str,
-          rng: np.random.Generator) -> list[np.ndarray]:
-    """Self-blend every frame's face with its ``family_name``-resampled, colour-jittered copy."""
-    resample = FAMILIES[family_name]
-    gain = rng.uniform(0.95, 1.05, 3).astype(np.float32)
-    bias = rng.uniform(-6, 6, 3).astype(np.float32)
-    seed = int(rng.integers(2**31))
-    out = []
-    for frame, box in zip(frames, boxes, strict=True):
+class Forger:
+    """One forged video's generator: a ``family_name`` resampling with fixed colour jitter and fixed "weights"
+    (the same random state for every frame), applied to one face per frame; ``forger(frame, box)``."""
+
+    def __init__(self, family_name: str, rng: np.random.Generator) -> None:
+        self.resample = FAMILIES[family_name]
+        self.gain = rng.uniform(0.95, 1.05, 3).astype(np.float32)
+        self.bias = rng.uniform(-6, 6, 3).astype(np.float32)
+        self.seed = int(rng.integers(2**31))
+
+    def __call__(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """``frame`` with the face in ``box`` (x0, y0, x1, y1) self-blended with its resampled copy."""
         height, width = frame.shape[:2]
         x0, y0 = np.clip(np.floor(box[:2] - 0.1 * (box[2:] - box[:2])).astype(int), 0, [width - 8, height - 8])
         x1, y1 = np.clip(np.ceil(box[2:] + 0.1 * (box[2:] - box[:2])).astype(int), [x0 + 8, y0 + 8], [width, height])
         face = frame[y0:y1, x0:x1]
-        frame_rng = np.random.default_rng(seed)  # the same generator "weights" for every frame of the video
-        fake = resample(face, frame_rng).astype(np.float32) * gain + bias
+        frame_rng = np.random.default_rng(self.seed)  # the same generator "weights" for every frame of the video
+        fake = self.resample(face, frame_rng).astype(np.float32) * self.gain + self.bias
         mask = blend_mask(*face.shape[:2], frame_rng)
         forged = frame.copy()
         forged[y0:y1, x0:x1] = np.clip(mask * fake + (1 - mask) * face, 0, 255).astype(np.uint8)
-        out.append(forged)
-    return out
+        return forged
+
+
+def forge(frames: list[np.ndarray], boxes: list[np.ndarray], family_name: str,
+          rng: np.random.Generator) -> list[np.ndarray]:
+    """Self-blend every frame's face with its ``family_name``-resampled, colour-jittered copy."""
+    forger = Forger(family_name, rng)
+    return [forger(frame, box) for frame, box in zip(frames, boxes, strict=True)]
 
 
 # codec → (FFmpeg encoder, its options beside the CRF); the container follows the file's suffix (.mp4, .webm)
@@ -199,8 +210,9 @@ CODECS = {
 }
 
 
-def write_video(path: Path, frames: list[np.ndarray], spec: VideoSpec) -> Path:
-    """Encode RGB frames (yuv420p) with PyAV in the codec of ``spec`` and the container of ``path``'s suffix."""
+def write_video(path: Path, frames: Iterable[np.ndarray], spec: VideoSpec) -> Path:
+    """Encode RGB frames (yuv420p; any iterable, so long videos need not fit in memory) with PyAV in the codec of
+    ``spec`` and the container of ``path``'s suffix."""
     if spec.codec not in CODECS:
         raise ValueError(f"unknown codec {spec.codec!r}; known: {sorted(CODECS)}")
     encoder, options = CODECS[spec.codec]
@@ -209,6 +221,8 @@ def write_video(path: Path, frames: list[np.ndarray], spec: VideoSpec) -> Path:
         stream = container.add_stream(encoder, rate=spec.fps)
         stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
         stream.options = {"crf": str(spec.crf), **options}
+        if spec.keyframe_interval:
+            stream.codec_context.gop_size = spec.keyframe_interval
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
