@@ -71,7 +71,13 @@ class ResultsFile:
         records = self._read()
         if self.format == "csv" and self.path.stat().st_size == 0:
             self.file.append(CSV_HEADER)
+        elif self.format == "csv" and self._header() != CSV_HEADER:
+            self.rewrite(records)  # written by an older version: the rows that follow must match the header
         return records
+
+    def _header(self) -> str:
+        with self.path.open(newline="") as handle:
+            return handle.readline()
 
     def append(self, record: Record) -> None:
         """Write one record as one line, durably."""
@@ -98,7 +104,9 @@ class ResultsFile:
     def _read(self) -> list[Record]:
         if self.format == "jsonl":
             lines = self.path.read_text().splitlines()
-            return [Record(**json.loads(line)) for line in lines if line.strip()]
+            # keys of older versions (a stored ``flagged``) are dropped: a record is what this version writes
+            return [Record(**{k: v for k, v in json.loads(line).items() if k in FIELDS})
+                    for line in lines if line.strip()]
         with self.path.open(newline="") as handle:
             return [self._from_csv_row(row) for row in csv.DictReader(handle)]
 

@@ -1,8 +1,10 @@
 """deepfake-guard: deepfake video detection (dual-stream RGB + DCT frequency network, CDNet cluster decision)
 served as an NVIDIA Triton ensemble.
 
-Sub-packages: ``dfguard.kernels`` (blockwise 8×8 DCT), ``dfguard.train`` (data, models, training, export),
-``dfguard.client`` (gRPC client, batch scoring).
+Sub-packages: ``dfguard.kernels`` (blockwise 8×8 DCT), ``dfguard.faces`` (detection, tiles, tracks, crops),
+``dfguard.inference`` (what a trained model is: config, network, checkpoint, serving spec), ``dfguard.serving``
+(the Triton steps, starting tritonserver), ``dfguard.client`` (gRPC client, batch scoring), ``dfguard.train``
+(data, training, evaluation, export). docs/architecture.md has the layers.
 """
 
 from pathlib import Path

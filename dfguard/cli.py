@@ -401,13 +401,17 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     ``argv`` (building another's could import what this install lacks)."""
     from dfguard import __version__
 
-    parser = argparse.ArgumentParser(prog="dfguard", description="deepfake-guard: deepfake video detection")
+    parser = argparse.ArgumentParser(prog="dfguard", description="deepfake-guard: deepfake video detection",
+                                     allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"dfguard {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of every error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = chosen_command(argv)
     for name, cmd in COMMANDS.items():
-        command_parser = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        command_parser = sub.add_parser(name, help=cmd.help, description=cmd.help, allow_abbrev=False)
+        # also after the command; SUPPRESS: an absent one must not reset a --debug given before it
+        command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                    help="show the traceback of every error")
         if name == chosen:
             cmd.add_arguments(command_parser)
     return parser
@@ -419,9 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     from dfguard.extras import missing_extra_message
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in argv
+    debug = "--debug" in argv  # until the arguments are parsed
     try:
         args = build_parser(argv).parse_args(argv)
+        debug = args.debug
         return COMMANDS[args.command].run(args)
     except ModuleNotFoundError as error:
         message = missing_extra_message(error, f"dfguard {chosen_command(argv)}")

@@ -20,6 +20,16 @@ def missing_extra_message(error: ModuleNotFoundError, what: str) -> str | None:
     """"<what> needs <module> from the <extra> extra: pip install ..." for a module an extra provides, else None."""
     module = (error.name or "").split(".")[0]
     extra = MODULE_EXTRAS.get(module)
-    if extra is None:
+    if extra is None or is_installed(module):  # installed: the failure is elsewhere (a submodule), not the extra
         return None
     return f"{what} needs {module}, which the {extra} extra installs: pip install 'deepfake-guard[{extra}]'"
+
+
+def is_installed(module: str) -> bool:
+    """Whether the top-level ``module`` can be imported here (False also where it was made unimportable)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ValueError, ImportError):  # sys.modules[module] is None, or a broken package
+        return False

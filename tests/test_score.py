@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from dfguard.client.inputs import collect_inputs
-from dfguard.client.results import Record, ResultsFile
+from dfguard.client.results import CSV_HEADER, Record, ResultsFile
 from dfguard.pipeline import LocalDetector
 from dfguard.train.datasets import load_csv
 from dfguard.video import read_frames
@@ -172,3 +172,21 @@ def test_results_file_round_trips_records_with_missing_values(tmp_path):
         assert first.path == "a b,c.mp4" and first.attempts == 2 and "line one" in first.error
         assert second.frame_scores == [0.25, None] and not second.is_flagged(0.5) and second.score == 0.25
         assert len((tmp_path / name).read_text().splitlines()) == 2 + (name.endswith(".csv"))
+
+
+def test_results_of_an_older_version_still_resume(tmp_path):
+    """Files written when records stored a ``flagged`` column: read, and a CSV's header brought up to date so the
+    rows appended now line up."""
+    old_json = {"path": "a.mp4", "sha256": "aa", "kind": "video", "status": "ok", "score": 0.7, "flagged": True}
+    (tmp_path / "old.jsonl").write_text(json.dumps(old_json) + "\n")
+    (record,) = ResultsFile(tmp_path / "old.jsonl").open()
+    assert record.score == 0.7 and record.is_flagged(0.5)
+    fields = CSV_HEADER.strip().split(",")
+    old_fields = [*fields[:6], "flagged", *fields[6:]]
+    row = {"path": "b.mp4", "sha256": "bb", "kind": "video", "status": "ok", "score": "0.2", "flagged": "False"}
+    (tmp_path / "old.csv").write_text(",".join(old_fields) + "\n" + ",".join(row.get(f, "") for f in old_fields) + "\n")
+    results = ResultsFile(tmp_path / "old.csv")
+    (record,) = results.open()
+    results.append(Record("c.mp4", "cc", "video", "error", error="refused"))
+    assert [r.path for r in ResultsFile(tmp_path / "old.csv").open()] == ["b.mp4", "c.mp4"]
+    assert (tmp_path / "old.csv").read_text().splitlines()[0] == CSV_HEADER.strip()

@@ -149,17 +149,27 @@ def test_a_broken_repository_fails_fast_with_the_log(tmp_path):
         TritonServer(tmp_path, model_config_name=None).start(timeout=120)
 
 
-def test_a_port_taken_after_it_was_chosen_is_chosen_anew(server):
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["http", "grpc", "metrics"])
+def test_a_port_taken_after_it_was_chosen_is_chosen_anew(server, which):
     import socket
 
     fresh = TritonServer(server.repository)
-    taken = fresh.ports[1]
-    with socket.socket() as squatter:  # another process takes the gRPC port between the choice and the start
+    taken = fresh.ports[which]
+    with socket.socket() as squatter:  # another process takes a port between the choice and the start
         squatter.bind(("127.0.0.1", taken))
         squatter.listen()
         with fresh:
-            assert fresh.ports[1] != taken
+            assert fresh.ports[which] != taken
             assert grpc.InferenceServerClient(fresh.grpc_url).is_model_ready("video_probe")
+
+
+def test_a_ready_server_on_our_http_port_is_not_taken_for_ours(server):
+    """Another tritonserver already answers on the HTTP port we were handed: ours must notice it is not itself
+    (its admin key is refused there), and move to other ports."""
+    fresh = TritonServer(server.repository)
+    fresh.ports = (int(server.http_url.rsplit(":", 1)[1]), *fresh.ports[1:])
+    with fresh:
+        assert fresh.http_url != server.http_url and fresh.answers_with_our_key()
 
 
 def test_dfguard_serve_starts_prints_endpoints_and_stops_on_sigterm(server, tmp_path):

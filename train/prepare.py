@@ -102,12 +102,12 @@ def prepare_dataset(records: Iterable[VideoRecord], out_dir: Path, *, frames: in
     """Prepare every video not yet in ``out_dir``'s manifest; returns the records written by this run."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = AppendOnlyFile(out_dir / MANIFEST)
+    manifest.repair()  # first: a half-written last line left by a crash is cut, and that video prepared again
     done = {r.video_id for r in read_manifest(out_dir)}
     todo = [r for r in records if r.video_id not in done]
     written = []
     bar = tqdm(total=len(todo), desc="preparing", unit="video", disable=not progress)
-    manifest = AppendOnlyFile(out_dir / MANIFEST)
-    manifest.repair()  # a half-written last line left by a crash: that video is prepared again
 
     def record(result: PreparedVideo) -> None:
         manifest.append(json.dumps(asdict(result)) + "\n")

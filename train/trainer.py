@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from dfguard.config import to_dict
+from dfguard.inference.checkpoint import TrainedModel
 from dfguard.inference.models import DeepfakeDetector, build_model
-from dfguard.scoring import VideoScorer
 
 from .config import ExperimentConfig
 from .data import FrameDataset
@@ -115,9 +115,7 @@ def predict(model: DeepfakeDetector, data: DataLoader, device: torch.device, sta
         logits.append(output.logit.float().cpu())
         labels.append(label.cpu())
         indices.append(batch["index"])
-    centers = model.centers
-    scorer = VideoScorer("cluster" if stage == 2 else "logit", centers.real.double().cpu().numpy(),
-                         centers.fake.double().cpu().numpy())  # the served rule, not a copy of it
+    scorer = TrainedModel(model, model.config, stage).spec().scorer()  # the served rule, not a copy of it
     scores = scorer.frame_scores(torch.cat(embeddings).numpy(), torch.cat(logits).numpy())
     return scores, torch.cat(labels).numpy(), torch.cat(indices).numpy()
 

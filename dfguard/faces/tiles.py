@@ -59,6 +59,8 @@ def window_positions(length: float, side: float) -> list[float]:
 
 def tile_windows(height: int, width: int, kind: DetectorKind, min_face_px: float = MIN_FACE_PX) -> list[Window]:
     """Every window to run the detector on for a ``height × width`` frame (level 0, the whole frame, first)."""
+    if not min_face_px >= 1:
+        raise ValueError(f"min_face_px must be at least 1 pixel, got {min_face_px}")
     side = float(max(height, width))
     windows = [Window((width - side) / 2, (height - side) / 2, side, 0)]
     level = 0

@@ -44,7 +44,8 @@ class TrainedModel:
     def check_spec(self, spec: ServingSpec) -> None:
         """Raise ``ValueError`` unless ``spec`` was exported from this model (same preset, stage, crops, centres)."""
         own = self.spec(spec.verdict, spec.models)
-        same = (own.preset, own.stage, own.crop, own.cutoff) == (spec.preset, spec.stage, spec.crop, spec.cutoff)
+        same = (own.preset, own.stage, own.crop, own.cutoff, len(own.center_real)) == (
+            spec.preset, spec.stage, spec.crop, spec.cutoff, len(spec.center_real))
         if not (same and np.allclose(own.center_real, spec.center_real, atol=1e-6)
                 and np.allclose(own.center_fake, spec.center_fake, atol=1e-6)):
             raise ValueError("the serving spec was exported from another checkpoint (preset, stage, crops or "

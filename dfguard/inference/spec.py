@@ -22,7 +22,6 @@ from dfguard.scoring import CLUSTER_SCALE, VerdictThresholds, VideoScorer
 
 SPEC_FILE = "serving_spec.json"
 SPEC_VERSION = 1
-DETECTORS = ("blazeface_short_range",)
 
 
 class SpecError(ConfigError):
@@ -56,6 +55,10 @@ class ServingSpec:
             raise ValueError(f"the centres differ in length: {len(self.center_real)} and {len(self.center_fake)}")
         if not 1 <= self.cutoff <= 8:
             raise ValueError(f"cutoff must be in 1..8, got {self.cutoff}")
+        if (self.stage, self.score_rule) not in ((1, "logit"), (2, "cluster")):
+            raise ValueError(f"stage {self.stage} scores by {self.score_rule!r}: stage 1 by 'logit', 2 by 'cluster'")
+        if not self.cluster_scale > 0:
+            raise ValueError(f"cluster_scale must be positive, got {self.cluster_scale}")
 
     def scorer(self) -> VideoScorer:
         """The scoring rule and verdict thresholds of this model."""

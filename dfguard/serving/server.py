@@ -183,15 +183,29 @@ class TritonServer:
             try:
                 self.wait_ready(timeout)
                 return self
-            except ServerError:
-                if not (self.chosen_ports and attempt < attempts and self.port_was_taken()):
+            except ServerError as error:
+                if not (self.chosen_ports and attempt < attempts and self.port_was_taken(str(error))):
                     raise
             self.ports, attempt = tuple(free_ports(3, self.host)), attempt + 1
 
-    def port_was_taken(self) -> bool:
-        """Whether the server's log says it could not bind one of its ports."""
-        text = self.log.read_text(errors="replace").lower() if self.log and self.log.exists() else ""
-        return "address already in use" in text or "failed to listen" in text
+    def port_was_taken(self, message: str = "") -> bool:
+        """Whether the server's log (or the error ``message``) says one of its ports was in use (Triton:
+        "Socket '…' already in use"; gRPC: "Address already in use")."""
+        text = self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
+        return "already in use" in (text + message).lower()
+
+    def answers_with_our_key(self) -> bool:
+        """Whether the server on our HTTP port is this one: its restricted logging API takes our admin key (another
+        tritonserver on a port we were told was free refuses it)."""
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(f"http://{self.http_url}/v2/logging", headers=self.admin_headers("http"))
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
 
     def wait_ready(self, timeout: float) -> None:
         """Poll readiness over HTTP until the deadline; a dead process fails at once with its log's tail.
@@ -207,8 +221,15 @@ class TritonServer:
                 raise ServerError(f"tritonserver exited with code {self.process.returncode}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return
+                    ready = response.status == 200
+                if ready and self.process.poll() is None and self.answers_with_our_key():
+                    if self.port_was_taken():  # Triton serves on without an endpoint it could not bind (metrics)
+                        self.stop()
+                        raise ServerError(f"a port of {self.ports} was already in use:\n{self.log_tail()}")
+                    return
+                if ready:  # ready, but not us: another server holds the HTTP port, ours cannot bind it
+                    self.stop()
+                    raise ServerError(f"HTTP port {self.ports[0]} already in use by another server")
             except (urllib.error.URLError, ConnectionError, TimeoutError):  # not listening or not ready yet
                 pass
             time.sleep(0.5)
