@@ -23,16 +23,11 @@ from benchmarks.results import write_section
 from dfguard.faces.detect import detect_faces
 from dfguard.faces.tiles import MIN_FACE_PX, detect_faces_tiled
 from dfguard.faces.weights import DETECTORS
-from dfguard.train.scenes import BACKGROUNDS, RESOLUTIONS, background, make_scene, match
+from dfguard.train.scenes import BACKGROUNDS, RESOLUTIONS, background, clip_boxes, make_scene, match
 
 SHORT, FULL = DETECTORS["blazeface_short_range"], DETECTORS["blazeface_full_range"]
 SPEED_SIZES = ((1280, 720), (1920, 1080), (3840, 2160))
 Detector = Callable[[np.ndarray], np.ndarray]
-
-
-def clipped(boxes: list, height: int, width: int) -> np.ndarray:
-    """Boxes ``[K, 4]`` clipped to the frame."""
-    return np.clip(np.array(boxes, np.float32).reshape(-1, 4), 0, [width, height, width, height])
 
 
 def detectors() -> dict[str, Detector]:
@@ -46,12 +41,13 @@ def detectors() -> dict[str, Detector]:
         def run(image: np.ndarray) -> np.ndarray:
             height, width = image.shape[:2]
             found = references[selection].process(image).detections or []
-            return clipped([(b.xmin * width, b.ymin * height, (b.xmin + b.width) * width, (b.ymin + b.height) * height)
-                            for b in (d.location_data.relative_bounding_box for d in found)], height, width)
+            relative = [d.location_data.relative_bounding_box for d in found]
+            return clip_boxes([(b.xmin * width, b.ymin * height, (b.xmin + b.width) * width,
+                                (b.ymin + b.height) * height) for b in relative], height, width)
         return run
 
     def ours(run: Callable[[np.ndarray], list]) -> Detector:
-        return lambda image: clipped([d.box for d in run(image)], *image.shape[:2])
+        return lambda image: clip_boxes([d.box for d in run(image)], *image.shape[:2])
 
     return {
         "ours, short range, whole frame": ours(lambda image: detect_faces(image, kind=SHORT)),

@@ -13,7 +13,8 @@ import numpy as np
 
 VERDICTS = ("fake", "real", "uncertain", "no_face")
 CLUSTER_SCALE = 4.0  # slope of the cluster score in units of the centres' squared distance
-SCORE_RULES = ("cluster", "logit")
+RULE_OF_STAGE = {1: "logit", 2: "cluster"}  # the stage a model was trained to decides how it scores
+SCORE_RULES = tuple(RULE_OF_STAGE.values())
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import mediapipe as mp
 import numpy as np
 import pytest
+from test_faces import mediapipe_faces
 
 from dfguard.faces.tiles import MIN_FACE_PX, detect_faces_tiled, tile_windows
 from dfguard.faces.weights import DETECTORS
-from dfguard.train.scenes import BACKGROUNDS, RESOLUTIONS, background, make_scene, match
+from dfguard.train.scenes import BACKGROUNDS, RESOLUTIONS, background, clip_boxes, make_scene, match
 
 FULL_RANGE = DETECTORS["blazeface_full_range"]
 
@@ -30,18 +30,11 @@ def test_a_selfie_frame_needs_no_tiles():
 
 
 def mediapipe_boxes(image: np.ndarray) -> np.ndarray:
-    height, width = image.shape[:2]
-    with mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5) as detector:
-        found = detector.process(image).detections or []
-    boxes = [(b.xmin * width, b.ymin * height, (b.xmin + b.width) * width, (b.ymin + b.height) * height)
-             for b in (d.location_data.relative_bounding_box for d in found)]
-    return np.clip(np.array(boxes, np.float32).reshape(-1, 4), 0, [width, height, width, height])
+    return clip_boxes([box for box, _, _ in mediapipe_faces(image, FULL_RANGE)], *image.shape[:2])
 
 
 def found_boxes(image: np.ndarray) -> np.ndarray:
-    height, width = image.shape[:2]
-    boxes = np.array([d.box for d in detect_faces_tiled([image], FULL_RANGE)[0]], np.float32).reshape(-1, 4)
-    return np.clip(boxes, 0, [width, height, width, height])
+    return clip_boxes([d.box for d in detect_faces_tiled([image], FULL_RANGE)[0]], *image.shape[:2])
 
 
 @pytest.mark.slow  # dozens of scenes up to 4K

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from dfguard.faces.decode import pairwise_iou
+
 if TYPE_CHECKING:
     from .synthetic import VideoSpec
 
@@ -119,9 +121,13 @@ def make_scene(rng: np.random.Generator, *, width: int | None = None, height: in
     image = np.clip(frame, 0, 255).astype(np.uint8)
     if gray:
         image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-    boxes = np.array(placed, np.float32).reshape(-1, 4)
-    boxes = np.clip(boxes, 0, [width, height, width, height])
-    return Scene(image, boxes, gray)
+    return Scene(image, clip_boxes(placed, height, width), gray)
+
+
+def clip_boxes(boxes: object, height: int, width: int) -> np.ndarray:
+    """Boxes (any sequence of x0, y0, x1, y1) as float32 ``[K, 4]`` clipped to a ``height × width`` frame: what a
+    face partly out of frame shows, and what ``match`` compares."""
+    return np.clip(np.asarray(boxes, np.float32).reshape(-1, 4), 0, [width, height, width, height])
 
 
 def paste(frame: np.ndarray, cut: np.ndarray, left: int, top: int) -> None:
@@ -136,21 +142,12 @@ def paste(frame: np.ndarray, cut: np.ndarray, left: int, top: int) -> None:
     frame[y0:y1, x0:x1] = weight * np.clip(piece, 0, 255) + (1 - weight) * frame[y0:y1, x0:x1]
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a [K, 4]`` with every box of ``b [M, 4]``: ``[K, M]``."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
-
-
 def match(truth: np.ndarray, found: np.ndarray, threshold: float = 0.4) -> tuple[int, int]:
     """(true faces found, detections that are no true face): greedy one-to-one matching at IoU ≥ ``threshold``
     of the boxes clipped to the frame."""
     if not len(truth) or not len(found):
         return 0, len(found)
-    overlap = box_iou(truth, found)
+    overlap = pairwise_iou(truth, found)
     hits = 0
     while overlap.size and overlap.max() >= threshold:
         i, j = np.unravel_index(overlap.argmax(), overlap.shape)

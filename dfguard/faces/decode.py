@@ -56,13 +56,27 @@ def decode(regressors: np.ndarray, scores: np.ndarray, min_score: float = MIN_SC
     return RawDetections(boxes[keep], keypoints[keep], scores[keep])
 
 
+def box_areas(boxes: np.ndarray) -> np.ndarray:
+    """Areas of boxes ``[..., 4]`` (x0, y0, x1, y1)."""
+    return np.prod(boxes[..., 2:] - boxes[..., :2], axis=-1)
+
+
+def intersection_areas(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[K, M]``: the area shared by each box of ``a [K, 4]`` with each box of ``b [M, 4]``."""
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    return np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+
+
+def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[K, M]``: intersection over union of each box of ``a [K, 4]`` with each box of ``b [M, 4]``."""
+    inter = intersection_areas(a, b)
+    return inter / np.maximum(box_areas(a)[:, None] + box_areas(b)[None, :] - inter, 1e-12)
+
+
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Intersection over union of one box ``[4]`` with each of ``boxes [K, 4]`` (x0, y0, x1, y1)."""
-    top_left = np.maximum(box[:2], boxes[:, :2])
-    bottom_right = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
-    area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)  # noqa: E731
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
+    return pairwise_iou(box[None], boxes)[0]
 
 
 def weighted_nms(raw: RawDetections, threshold: float = NMS_IOU) -> RawDetections:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from .decode import MIN_SCORE, NMS_IOU, decode, weighted_nms
+from .decode import MIN_SCORE, NMS_IOU, RawDetections, decode, weighted_nms
 from .weights import INPUT_SIZE, SHORT_RANGE, DetectorKind, cached_artifact, publish
 
 if TYPE_CHECKING:
@@ -46,6 +46,19 @@ class Letterbox:
         """Map ``[..., 2]`` points normalised to the network input back to the original image's pixels."""
         return (points * self.size - np.array([self.left, self.top], np.float32)) / self.scale
 
+    def to_frame(self, raw: RawDetections) -> RawDetections:
+        """Decoded detections normalised to the network input, in the original image's pixels."""
+        return RawDetections(self.to_pixels(raw.boxes.reshape(-1, 2, 2)).reshape(-1, 4),
+                             self.to_pixels(raw.keypoints), raw.scores)
+
+    def warp(self, image: np.ndarray) -> np.ndarray:
+        """The network input ``[size, size, 3]``: ``image`` through this map, one bilinear warp, black outside.
+        MediaPipe maps the padded ROI's corners onto the tensor's corners without a half-pixel correction; the
+        same convention keeps our input equal to theirs (tests compare with mediapipe)."""
+        matrix = np.array([[self.scale, 0.0, self.left], [0.0, self.scale, self.top]])
+        return cv2.warpAffine(image, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
     @classmethod
     def for_size(cls, height: int, width: int, size: int = INPUT_SIZE) -> Letterbox:
         """The letterbox of an image of ``height × width`` into ``size × size`` (it depends on nothing else)."""
@@ -76,12 +89,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 def letterbox(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     """Fit ``image`` into ``size × size``, aspect ratio kept, centred on black, exactly as MediaPipe's
     ImageToTensorCalculator does on the CPU (one bilinear warp, ``keep_aspect_ratio``, ``BORDER_ZERO``)."""
-    mapping = Letterbox.for_size(*image.shape[:2], size)
-    # MediaPipe maps the padded ROI's corners onto the tensor's corners, without a half-pixel correction;
-    # the same convention keeps our input tensor equal to theirs (tests compare with mediapipe).
-    matrix = np.array([[mapping.scale, 0.0, mapping.left], [0.0, mapping.scale, mapping.top]])
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=(0, 0, 0))
+    return Letterbox.for_size(*image.shape[:2], size).warp(image)
 
 
 def detector_input(frames: Sequence[np.ndarray] | np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
@@ -136,11 +144,14 @@ def detections_from_outputs(regressors: np.ndarray, scores: np.ndarray, frame_si
     for frame_regressors, frame_scores, (height, width) in zip(regressors, scores, frame_sizes, strict=True):
         mapping = Letterbox.for_size(height, width, kind.input_size)
         found = weighted_nms(decode(frame_regressors, frame_scores, min_score, kind.anchor_grids), NMS_IOU)
-        corners = mapping.to_pixels(found.boxes.reshape(-1, 2, 2)).reshape(-1, 4)
-        keypoints = mapping.to_pixels(found.keypoints)
-        results.append([Detection(tuple(float(v) for v in box), points.astype(np.float32), float(score))
-                        for box, points, score in zip(corners, keypoints, found.scores, strict=True)])
+        results.append(as_detections(mapping.to_frame(found)))
     return results
+
+
+def as_detections(raw: RawDetections) -> list[Detection]:
+    """Pixel-space candidates as the contract's ``Detection`` objects, in their order."""
+    return [Detection(tuple(float(v) for v in box), points.astype(np.float32), float(score))
+            for box, points, score in zip(raw.boxes, raw.keypoints, raw.scores, strict=True)]
 
 
 def detect_faces_batch(images: Sequence[np.ndarray] | np.ndarray, *, min_score: float = MIN_SCORE,

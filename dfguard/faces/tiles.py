@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from .decode import NMS_IOU, RawDetections, decode, weighted_nms
-from .detect import Detection, Letterbox, as_rgb
+from .decode import NMS_IOU, RawDetections, box_areas, decode, intersection_areas, weighted_nms
+from .detect import Detection, Letterbox, as_detections, as_rgb
 from .weights import DetectorKind
 
 MIN_FACE_PX = 48
@@ -27,9 +26,9 @@ EDGE = 0.02  # a box within this fraction of a window side from an inner window 
 SMALLER = 0.6  # boxes under this fraction of min_face_px are below what was asked for (detected sizes vary ±20 %)
 INSIDE = 0.5  # a box with this much of its area inside a box 1.5× its side is a part of that face, not a face
 # Tiles look at a frame dozens of times, and each look can raise a false alarm, so the tiled detector keeps a
-# higher score than mediapipe's 0.5. Measured on real-photo scenes (seed 1, 40 scenes): false detections scored
-# 0.50-0.61 (one of 11 at 0.8), true ones 0.71 and up (one of 79 at 0.55); on frames without people, false ones
-# 0.51-0.67 at every level, the whole frame included.
+# higher score than mediapipe's 0.5. Measured at 0.5 on scenes of train/scenes.py (seed 1, 40 scenes): the 11
+# false detections scored 0.505-0.607, the 85 true ones 0.549 once and 0.713 and up; on frames without people
+# (seeds 1 and 2, 52 frames) false ones scored 0.51-0.80, at every level, the whole frame included.
 TILED_MIN_SCORE = 0.65
 
 
@@ -74,11 +73,7 @@ def tile_windows(height: int, width: int, kind: DetectorKind, min_face_px: float
 def window_input(frame: np.ndarray, window: Window, size: int) -> np.ndarray:
     """The detector input of one window: float32 ``[3, size, size]`` pixels in 0..255, black outside the frame
     (the letterbox of ``dfguard.faces.detect`` for the level-0 window)."""
-    mapping = window.mapping(size)
-    matrix = np.array([[mapping.scale, 0.0, mapping.left], [0.0, mapping.scale, mapping.top]])
-    canvas = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                            borderValue=(0, 0, 0))
-    return canvas.transpose(2, 0, 1).astype(np.float32)
+    return window.mapping(size).warp(frame).transpose(2, 0, 1).astype(np.float32)
 
 
 def cut_by_inner_edge(boxes: np.ndarray, window: Window, height: int, width: int) -> np.ndarray:
@@ -100,29 +95,24 @@ def merge_windows(outputs: Sequence[tuple[Window, np.ndarray, np.ndarray]], heig
     ``min_face_px`` dropped; best first."""
     boxes, keypoints, scores = [], [], []
     for window, regressors, window_scores in outputs:
-        raw = decode(regressors, window_scores, min_score, kind.anchor_grids)
-        mapping = window.mapping(kind.input_size)
-        frame_boxes = mapping.to_pixels(raw.boxes.reshape(-1, 2, 2)).reshape(-1, 4)
-        keep = ~cut_by_inner_edge(frame_boxes, window, height, width)  # level 0: every edge is the frame's
-        boxes.append(frame_boxes[keep])
-        keypoints.append(mapping.to_pixels(raw.keypoints[keep]))
+        raw = window.mapping(kind.input_size).to_frame(decode(regressors, window_scores, min_score,
+                                                              kind.anchor_grids))
+        keep = ~cut_by_inner_edge(raw.boxes, window, height, width)  # level 0: every edge is the frame's
+        boxes.append(raw.boxes[keep])
+        keypoints.append(raw.keypoints[keep])
         scores.append(raw.scores[keep])
     merged = weighted_nms(RawDetections(np.concatenate(boxes), np.concatenate(keypoints), np.concatenate(scores)),
                           NMS_IOU)
     keep = ~parts_of_larger_faces(merged.boxes) & (merged.boxes[:, 3] - merged.boxes[:, 1] >= SMALLER * min_face_px)
-    return [Detection(tuple(float(v) for v in box), points.astype(np.float32), float(score))
-            for box, points, score in zip(merged.boxes[keep], merged.keypoints[keep], merged.scores[keep],
-                                          strict=True)]
+    return as_detections(RawDetections(merged.boxes[keep], merged.keypoints[keep], merged.scores[keep]))
 
 
 def parts_of_larger_faces(boxes: np.ndarray) -> np.ndarray:
     """Which boxes ``[K, 4]`` lie mostly (``INSIDE``) within a box at least 1.5× their side: a finer level
     finding an eye or a cheek of a face a coarser level found whole. Two faces never overlap that much."""
     sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    top_left = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    bottom_right = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inside = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2) / np.maximum(
-        np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)[:, None], 1e-9)  # [i, j]: share of box i inside box j
+    # [i, j]: the share of box i that lies inside box j
+    inside = intersection_areas(boxes, boxes) / np.maximum(box_areas(boxes)[:, None], 1e-9)
     larger = sides[None, :] >= 1.5 * sides[:, None]
     return ((inside >= INSIDE) & larger).any(axis=1)
 

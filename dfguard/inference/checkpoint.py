@@ -16,7 +16,7 @@ import torch
 from dfguard.config import from_dict
 from dfguard.faces.crop_config import CropConfig
 from dfguard.kernels import FREQ_VECTOR_SIZE
-from dfguard.scoring import VerdictThresholds
+from dfguard.scoring import RULE_OF_STAGE, VerdictThresholds
 
 from .config import ModelConfig
 from .models import DeepfakeDetector, build_model
@@ -35,7 +35,7 @@ class TrainedModel:
         """The serving spec of this model with the given verdict thresholds (``models``: the graphs exported)."""
         centers = self.model.centers
         return ServingSpec(
-            preset=self.config.preset, stage=self.stage, score_rule="cluster" if self.stage == 2 else "logit",
+            preset=self.config.preset, stage=self.stage, score_rule=RULE_OF_STAGE[self.stage],
             center_real=tuple(centers.real.double().cpu().tolist()),
             center_fake=tuple(centers.fake.double().cpu().tolist()),
             crop=CropConfig(size=self.config.image_size, part_size=self.config.part_size), cutoff=self.config.cutoff,

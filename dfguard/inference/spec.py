@@ -18,7 +18,7 @@ import numpy as np
 
 from dfguard.config import ConfigError, from_dict, to_dict
 from dfguard.faces.crop_config import CropConfig
-from dfguard.scoring import CLUSTER_SCALE, VerdictThresholds, VideoScorer
+from dfguard.scoring import CLUSTER_SCALE, RULE_OF_STAGE, VerdictThresholds, VideoScorer
 
 SPEC_FILE = "serving_spec.json"
 SPEC_VERSION = 1
@@ -55,8 +55,9 @@ class ServingSpec:
             raise ValueError(f"the centres differ in length: {len(self.center_real)} and {len(self.center_fake)}")
         if not 1 <= self.cutoff <= 8:
             raise ValueError(f"cutoff must be in 1..8, got {self.cutoff}")
-        if (self.stage, self.score_rule) not in ((1, "logit"), (2, "cluster")):
-            raise ValueError(f"stage {self.stage} scores by {self.score_rule!r}: stage 1 by 'logit', 2 by 'cluster'")
+        if RULE_OF_STAGE.get(self.stage) != self.score_rule:
+            raise ValueError(f"stage {self.stage} scores by {self.score_rule!r}; the rules of the stages: "
+                             f"{RULE_OF_STAGE}")
         if not self.cluster_scale > 0:
             raise ValueError(f"cluster_scale must be positive, got {self.cluster_scale}")
 
