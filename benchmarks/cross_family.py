@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from benchmarks.results import write_section
-from dfguard.faces.crop_config import CropConfig
+from dfguard.faces.settings import CropConfig
 from dfguard.train.config import load_preset
 from dfguard.train.datasets import load_csv
 from dfguard.train.demo import SEEN, UNSEEN
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             config = load_preset("tiny", (f"data.methods=[{', '.join(SEEN)}]", f"seed={args.seed}", *overrides))
             best = Trainer(config, root / "prepared", root / name, progress=False).run()
             results = evaluate(best, root / "prepared", root / f"{name}-eval", progress=False)["clean"]["per_method"]
-            rows[name] = {f"{f} (seen)": results[f]["video_mean"]["auc"] for f in SEEN}
-            rows[name] |= {f"{f} (unseen)": results[f]["video_mean"]["auc"] for f in UNSEEN}
+            rows[name] = {f"{f} (seen)": results[f]["video"]["auc"] for f in SEEN}
+            rows[name] |= {f"{f} (unseen)": results[f]["video"]["auc"] for f in UNSEEN}
             frame_rows[name] = {f"{f} ({'seen' if f in SEEN else 'unseen'})": results[f]["frame"]["auc"]
                                 for f in SEEN + UNSEEN}
     test_videos = max(2, round(0.2 * args.videos_per_class))

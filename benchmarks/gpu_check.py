@@ -287,7 +287,7 @@ def stand_in_triton() -> Iterator[None]:
 
 def _step_args(repository: Path, kind: str) -> dict[str, str]:
     """The ``args`` Triton hands ``initialize``, for the step in a repository whose spec sets cutoff 4."""
-    from dfguard.faces.crop_config import CropConfig
+    from dfguard.faces.settings import CropConfig
     from dfguard.inference.spec import SPEC_FILE, ServingSpec
 
     ServingSpec("tiny", 2, "cluster", (0.0,), (1.0,), CropConfig(size=128), cutoff=4).write(repository / SPEC_FILE)

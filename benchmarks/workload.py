@@ -30,7 +30,7 @@ class Workload:
 def build_workload(root: Path = DEFAULT_ROOT, *, videos: int = 16, width: int = 320, height: int = 240,
                    frames: int = 64) -> Workload:
     """Build (or reuse) the workload in ``root``: ``videos`` test videos of ``width×height``, ``frames`` long."""
-    from dfguard.faces.crop_config import CropConfig
+    from dfguard.faces.settings import CropConfig
     from dfguard.train.config import load_preset
     from dfguard.train.datasets import load_csv
     from dfguard.train.export import export_repository

@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .grpc_client import Connection, DeepfakeClient, Score
+from .grpc_client import Connection, DeepfakeClient, Face, Score, faces_and_tracks
 from .inputs import media_kind
 from .results import STATUSES, Record, ResultsFile
 
@@ -52,12 +52,12 @@ class LocalScorer:
         import numpy as np
 
         with self._lock:
-            if kind == "video":
-                result, index = self.detector.score(data, self.num_frames)
-            else:
-                result, index = self.detector.score_image(data), np.zeros(1, np.int64)
-        return Score(result.video_score, result.verdict, result.frame_scores.astype(np.float32), index,
-                     self.model, "")
+            local = self.detector.score(data, self.num_frames) if kind == "video" else self.detector.score_image(data)
+        result = local.scores
+        faces, tracks = faces_and_tracks(result.face_scores, local.faces.frame, local.faces.boxes, local.faces.track,
+                                         result.track_scores, local.frame_index)
+        return Score(result.video_score, result.verdict, result.frame_scores.astype(np.float32), local.frame_index,
+                     self.model, "", 1, faces, tracks)
 
 
 Scorer = Callable[[str, bytes], Score]
@@ -116,11 +116,17 @@ def make_record(path: Path, digest: str, kind: str, outcome: Score | Exception, 
     found = not math.isnan(outcome.score)
     return Record(str(path), digest, kind, "ok" if found else "no_face",
                   score=outcome.score if found else None, verdict=outcome.verdict,
-                  faces=outcome.faces,
+                  face_count=len(outcome.faces),
                   frame_index=[int(i) for i in outcome.frame_index],
                   frame_scores=[None if math.isnan(s) else round(float(s), 6) for s in outcome.frame_scores],
                   model=outcome.model, model_version=outcome.model_version, attempts=outcome.attempts,
-                  seconds=round(seconds, 3))
+                  seconds=round(seconds, 3), faces=[face_record(face) for face in outcome.faces],
+                  tracks=[{**asdict(track), "score": round(track.score, 6)} for track in outcome.tracks])
+
+
+def face_record(face: Face) -> dict:
+    """A face as a results-file record (scores to 6 digits, boxes to 0.01 px)."""
+    return {"frame": face.frame, "box": list(face.box), "track": face.track, "score": round(face.score, 6)}
 
 
 def score_one(path: Path, scorer: Scorer, done: dict[tuple[str, str], Record]) -> tuple[Record, bool]:

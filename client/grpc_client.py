@@ -77,10 +77,33 @@ def _path(path: Path | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class Face:
+    """One face: the video frame it was found in (a value of ``Score.frame_index``), its box (x0, y0, x1, y1 in
+    that frame's pixels), its track and P(fake)."""
+
+    frame: int
+    box: tuple[float, float, float, float]
+    track: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Track:
+    """One person in one shot: its id, P(fake) (the mean of its faces), how many faces, first and last frame."""
+
+    id: int
+    score: float
+    faces: int
+    first_frame: int
+    last_frame: int
+
+
+@dataclass(frozen=True)
 class Score:
-    """The answer for one video (or image): P(fake) of the video (NaN when no face was found), its verdict
-    (``fake``, ``real``, ``uncertain``, ``no_face``), per-frame scores with the indices of those frames in the
-    video, which model answered, and how many sends it took."""
+    """The answer for one video (or image): P(fake) of the video (the most suspicious track that counts; NaN when
+    no face was found), its verdict (``fake``, ``real``, ``uncertain``, ``no_face``), per-frame scores (a
+    frame's highest face score) with the indices of those frames in the video, every face and every track, which
+    model answered, and how many sends it took."""
 
     score: float
     verdict: str
@@ -89,11 +112,28 @@ class Score:
     model: str
     model_version: str
     attempts: int = 1
+    faces: tuple[Face, ...] = ()
+    tracks: tuple[Track, ...] = ()
 
     @property
-    def faces(self) -> int:
-        """Frames in which a face was found (those with a score)."""
-        return int(np.count_nonzero(~np.isnan(self.frame_scores)))
+    def top_track(self) -> Track | None:
+        """The track with the highest score (None without faces)."""
+        return max(self.tracks, key=lambda t: t.score, default=None)
+
+
+def faces_and_tracks(face_scores: np.ndarray, face_frame: np.ndarray, face_box: np.ndarray, face_track: np.ndarray,
+                     track_scores: np.ndarray, frame_index: np.ndarray) -> tuple[tuple[Face, ...], tuple[Track, ...]]:
+    """``Face`` and ``Track`` records from the ensemble's per-face outputs (``face_frame``: positions among the
+    sampled frames, mapped to video frames through ``frame_index``)."""
+    frames = np.asarray(frame_index, np.int64)[np.asarray(face_frame, np.int64)]
+    faces = tuple(Face(int(f), tuple(round(float(v), 2) for v in box), int(t), float(s))
+                  for f, box, t, s in zip(frames, np.asarray(face_box).reshape(-1, 4), face_track, face_scores,
+                                          strict=True))
+    tracks = []
+    for track_id, score in enumerate(np.asarray(track_scores, np.float64)):
+        seen = frames[np.asarray(face_track) == track_id]
+        tracks.append(Track(track_id, float(score), len(seen), int(seen.min()), int(seen.max())))
+    return faces, tuple(tracks)
 
 
 def encoded_input(grpc_module: Any, name: str, data: bytes) -> Any:
@@ -114,17 +154,23 @@ def video_inputs(grpc_module: Any, data: bytes, num_frames: int | None) -> list[
 
 
 def parse_result(result: Any, model: str, attempts: int) -> Score:
-    """A ``Score`` from an ``InferResult`` of either ensemble."""
+    """A ``Score`` from an ``InferResult`` of either ensemble (an image is a one-frame video whose every face is
+    its own track)."""
     response = result.get_response()
     verdict = result.as_numpy("VERDICT")[0].decode()
+    face_scores, boxes = result.as_numpy("FACE_SCORES"), result.as_numpy("FACE_BOX")
     if model == VIDEO_MODEL:
         score = float(result.as_numpy("VIDEO_SCORE")[0])
         frames, index = result.as_numpy("FRAME_SCORES").astype(np.float32), result.as_numpy("FRAME_INDEX")
+        face_frame, face_track, track_scores = (result.as_numpy(name) for name in
+                                                ("FACE_FRAME", "FACE_TRACK", "TRACK_SCORES"))
     else:
         score = float(result.as_numpy("SCORE")[0])
-        frames, index = np.array([score], np.float32), np.zeros(1, np.int32)
+        frames, index = np.array([score], np.float32), np.zeros(1, np.int64)
+        face_frame, face_track, track_scores = np.zeros(len(face_scores), int), np.arange(len(face_scores)), face_scores
+    faces, tracks = faces_and_tracks(face_scores, face_frame, boxes, face_track, track_scores, index)
     return Score(score, verdict, frames, index.astype(np.int64), response.model_name, response.model_version,
-                 attempts)
+                 attempts, faces, tracks)
 
 
 def _read(data: bytes | Path | str) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from dfguard.appendfile import AppendOnlyFile
@@ -22,7 +22,9 @@ STATUSES = ("ok", "no_face", "error")
 class Record:
     """One input's outcome. ``score`` is P(fake) (None without faces or on error); ``verdict`` the model's
     (its verdict thresholds); ``frame_index``/``frame_scores``: the frames looked at and their scores (None
-    without a face); ``error``: why it failed. Whether an input is flagged is not stored: it depends on the
+    without a face); ``faces``: every face (``frame``, ``box``, ``track``, ``score``), ``tracks``: every track
+    (``id``, ``score``, ``faces``, ``first_frame``, ``last_frame``); ``error``: why it failed. A CSV row keeps
+    the top track only (``TOP_TRACK``). Whether an input is flagged is not stored: it depends on the
     reader's ``flag_at`` (``is_flagged``), so a file and a summary can never disagree."""
 
     path: str
@@ -31,7 +33,7 @@ class Record:
     status: str
     score: float | None = None
     verdict: str | None = None
-    faces: int | None = None
+    face_count: int | None = None
     frame_index: list[int] | None = None
     frame_scores: list[float | None] | None = None
     model: str | None = None
@@ -39,6 +41,8 @@ class Record:
     attempts: int | None = None
     seconds: float | None = None
     error: str | None = None
+    faces: list[dict] | None = None
+    tracks: list[dict] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -50,8 +54,17 @@ class Record:
         return self.score is not None and self.score >= flag_at
 
 
+    @property
+    def top_track(self) -> dict | None:
+        """The track with the highest score (None without tracks)."""
+        return max(self.tracks or [], key=lambda t: t["score"], default=None)
+
+
 FIELDS = [f.name for f in fields(Record)]
-CSV_HEADER = ",".join(FIELDS) + "\n"
+NESTED = ("faces", "tracks")  # JSONL only: a CSV row has the top track's columns instead
+TOP_TRACK = ("id", "score", "faces", "first_frame", "last_frame")
+CSV_FIELDS = [f for f in FIELDS if f not in NESTED] + [f"top_track_{k}" for k in TOP_TRACK]
+CSV_HEADER = ",".join(CSV_FIELDS) + "\n"
 REQUIRED_TEXT = ("path", "sha256", "kind", "status")  # "" stays "" (the hash of a file that could not be read)
 LIST_FIELDS = ("frame_index", "frame_scores")
 
@@ -92,13 +105,16 @@ class ResultsFile:
         values = asdict(record)
         if self.format == "jsonl":
             return json.dumps(values, allow_nan=False) + "\n"
-        row = {k: (json.dumps(v) if k in LIST_FIELDS and v is not None else v) for k, v in values.items()}
+        row = {k: (json.dumps(v) if k in LIST_FIELDS and v is not None else v) for k, v in values.items()
+               if k not in NESTED}
+        top = record.top_track or {}
+        row |= {f"top_track_{k}": top.get(k) for k in TOP_TRACK}
         if row["error"]:
             row["error"] = " ".join(row["error"].split())  # one record, one line
         if "\n" in row["path"] or "\r" in row["path"]:
             raise ValueError(f"a path with a line break cannot be a CSV record, write JSONL: {row['path']!r}")
         buffer = io.StringIO()
-        csv.DictWriter(buffer, FIELDS, lineterminator="\n").writerow(row)
+        csv.DictWriter(buffer, CSV_FIELDS, lineterminator="\n").writerow(row)
         return buffer.getvalue()
 
     def _read(self) -> list[Record]:
@@ -121,8 +137,12 @@ class ResultsFile:
                 return json.loads(text)
             if name in ("score", "seconds"):
                 return float(text)
-            if name in ("faces", "attempts"):
+            if name in ("face_count", "attempts"):
                 return int(text)
             return text
 
-        return Record(**{name: value(name, row[name]) for name in FIELDS})
+        record = Record(**{name: value(name, row.get(name) or "") for name in FIELDS if name not in NESTED})
+        if not row.get("top_track_id"):
+            return record
+        top = {k: (float if k == "score" else int)(row[f"top_track_{k}"]) for k in TOP_TRACK}
+        return replace(record, tracks=[top])

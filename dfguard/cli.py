@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -56,29 +57,50 @@ def run_dct_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_face_search_arguments(parser: argparse.ArgumentParser, *, tracks: bool = True) -> None:
+    """How faces are found (and linked into tracks): the serving spec's ``detector`` and ``tracks``."""
+    from dfguard.faces.settings import DetectorConfig, TrackConfig
+    from dfguard.faces.weights import DETECTORS
+
+    found, linked = DetectorConfig(), TrackConfig()
+    parser.add_argument("--detector", choices=sorted(DETECTORS), default=found.name,
+                        help="BlazeFace model (full range: faces of any size, the default; short range: the CDNet "
+                        "paper's selfie detector)")
+    parser.add_argument("--min-face-px", type=float, default=found.min_face_px, help="find every face at least this "
+                        "tall in frame pixels, at any resolution (the detector also runs on tiles)")
+    if tracks:
+        parser.add_argument("--max-faces", type=int, default=linked.max_faces, help="faces kept per frame, largest "
+                            "first (more are capped, never an error)")
+        parser.add_argument("--min-track-faces", type=int, default=linked.min_track_faces, help="faces a track "
+                            "needs to count for the verdict (fewer: a possible false detection)")
+
+
+def face_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``DetectorConfig`` and ``TrackConfig`` from the options of ``add_face_search_arguments``."""
+    from dfguard.faces.settings import DetectorConfig, TrackConfig
+
+    tracks = TrackConfig(max_faces=args.max_faces, min_track_faces=args.min_track_faces) if hasattr(
+        args, "max_faces") else TrackConfig()
+    return DetectorConfig(name=args.detector, min_face_px=args.min_face_px), tracks
+
+
 def add_faces_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dfguard faces``."""
-    from dfguard.faces.weights import DETECTORS, SHORT_RANGE
-
     parser.add_argument("image", type=Path, help="an image (PNG, JPEG)")
     parser.add_argument("-o", "--out", type=Path, default=Path("faces.png"), help="PNG to write")
-    parser.add_argument("--detector", choices=sorted(DETECTORS), default=SHORT_RANGE.name,
-                        help="BlazeFace model (short range: the served one today; full range: faces of any size)")
-    parser.add_argument("--min-face-px", type=float, help="find every face of at least this height, at any "
-                        "resolution, by running the detector on tiles too (dfguard.faces.tiles)")
+    add_face_search_arguments(parser, tracks=False)
 
 
 def run_faces(args: argparse.Namespace) -> int:
     """Detect faces, draw them and the crops the models see, and list them."""
-    from dfguard.faces.detect import detect_faces
     from dfguard.faces.tiles import detect_faces_tiled
     from dfguard.faces.weights import detector_kind
     from dfguard.image import read_image
     from dfguard.visualize import plot_faces
 
-    image, kind = read_image(args.image), detector_kind(args.detector)
-    found = (detect_faces_tiled([image], kind, min_face_px=args.min_face_px)[0] if args.min_face_px
-             else detect_faces(image, kind=kind))
+    image, (detector, _) = read_image(args.image), face_settings(args)
+    found = detect_faces_tiled([image], detector_kind(detector.name), min_face_px=detector.min_face_px,
+                               min_score=detector.min_score)[0]
     plot_faces(image, args.out, title=args.image.name, detections=found)
     for face in found:
         box = ", ".join(f"{v:.0f}" for v in face.box)
@@ -125,11 +147,15 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=32, help="frames sampled evenly over each video")
     parser.add_argument("--size", type=int, default=256, help="face crop side (a multiple of 8)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--faces", choices=("largest", "all"), default="largest", help="largest: the largest face of "
+                        "each frame (the papers' protocol); all: every face with its track id (for data sets "
+                        "labelled per video, like DFDC)")
+    add_face_search_arguments(parser)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Crop faces of every video of a data set into ``--out``; resumable."""
-    from dfguard.faces.crop_config import CropConfig
+    from dfguard.faces.settings import CropConfig
     from dfguard.train import datasets
     from dfguard.train.prepare import prepare_dataset, read_manifest
 
@@ -141,7 +167,9 @@ def run_prepare(args: argparse.Namespace) -> int:
                                               compression=args.compression, methods=args.methods.split(","))
     else:
         records = datasets.LOADERS[args.dataset](args.source)
-    prepare_dataset(records, args.out, frames=args.frames, config=CropConfig(size=args.size), workers=args.workers)
+    detector, tracks = face_settings(args)
+    prepare_dataset(records, args.out, frames=args.frames, config=CropConfig(size=args.size), workers=args.workers,
+                    faces=args.faces, detector=detector, tracks=tracks)
     statuses = [r.status for r in read_manifest(args.out)]
     print(f"{len(statuses)} videos in {args.out}: {statuses.count('ok')} ok, {statuses.count('no_face')} without "
           f"a face, {statuses.count('error')} unreadable (see the error field of manifest.jsonl)")
@@ -220,6 +248,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         "fake (written into serving_spec.json)")
     parser.add_argument("--real-at", type=float, default=0.4, help="video score at or below which it is real; "
                         "between the two it is uncertain")
+    add_face_search_arguments(parser)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -228,14 +257,15 @@ def run_export(args: argparse.Namespace) -> int:
     from dfguard.train.export import export_model, export_repository
 
     verdict = VerdictThresholds(fake_at=args.fake_at, real_at=args.real_at)
+    detector, tracks = face_settings(args)
     if args.repository:  # without TensorRT, --target gpu raises before exporting: main() reports it, exit 2
         export_repository(args.checkpoint, args.repository, target=args.target, max_batch=args.max_batch,
-                          verdict=verdict)
+                          verdict=verdict, faces=detector, tracks=tracks)
         print(f"placed the models{' and TensorRT plans' if args.target == 'gpu' else ''} and serving_spec.json "
               f"in {args.repository}: dfguard serve --repository {args.repository} --target {args.target}")
         return 0
     spec = export_model(args.checkpoint, args.out, max_batch=args.max_batch, detector=not args.no_detector,
-                        verdict=verdict)
+                        verdict=verdict, faces=detector, tracks=tracks)
     print(f"wrote {', '.join(m + '.onnx' for m in spec.models)} and serving_spec.json to {args.out}")
     return 0
 

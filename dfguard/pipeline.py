@@ -1,31 +1,46 @@
 """In-process scoring: the ensemble's steps in one process, with the trained PyTorch model.
 
-For users who just want a score (``dfguard score --local``), and as the reference the Triton ensemble must equal.
-Needs the ``train`` extra (torch, timm, mediapipe's weights); reads the model and its serving spec through
-``dfguard.inference``, never through training code.
+For users who just want a score (``dfguard score --local``), and as the reference the Triton ensemble must equal:
+the same face search (``dfguard.faces.search``), crops, features and scoring rule, with the detector in ONNX
+Runtime instead of the served ``face_detector``. Needs the ``train`` extra (torch, timm, mediapipe's weights); reads
+the model and its serving spec through ``dfguard.inference``, never through training code.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dfguard.faces.crops import extract_faces
+from dfguard.faces.crops import crop_faces
+from dfguard.faces.detect import run_detector
+from dfguard.faces.search import FoundFaces, find_faces
+from dfguard.faces.weights import detector_kind
 from dfguard.inference.checkpoint import load_model
 from dfguard.inference.features import model_inputs
 from dfguard.inference.spec import ServingSpec
-from dfguard.scoring import VideoResult
+from dfguard.scoring import FacesResult
 from dfguard.video import DEFAULT_FRAMES, read_frames
 
 
-class LocalDetector:
-    """Score videos with a training checkpoint: decode → faces → crops → DCT → model → scores and verdict.
+@dataclass(frozen=True)
+class LocalResult:
+    """What ``deepfake_video`` answers, in process: the scores (``FacesResult``), the faces they belong to
+    (frame, box, track) and the indices of the sampled frames in the video."""
 
-    ``spec`` (an exported model's ``serving_spec.json``, read with ``read_spec``) brings the verdict thresholds it
-    was exported with, so ``--local`` answers as the served model does; it must come from the same checkpoint.
-    Without one, the checkpoint's own spec with the default thresholds."""
+    scores: FacesResult
+    faces: FoundFaces
+    frame_index: np.ndarray
+
+
+class LocalDetector:
+    """Score videos with a training checkpoint: decode → faces → tracks → crops → DCT → model → scores and verdict.
+
+    ``spec`` (an exported model's ``serving_spec.json``, read with ``read_spec``) brings the detector, track and
+    verdict settings it was exported with, so ``--local`` answers as the served model does; it must come from
+    the same checkpoint. Without one, the checkpoint's own spec with the default settings."""
 
     def __init__(self, checkpoint: Path, spec: ServingSpec | None = None) -> None:
         trained = load_model(checkpoint)
@@ -34,21 +49,26 @@ class LocalDetector:
         self.model = trained.model
         self.spec = spec or trained.spec()
         self.scorer = self.spec.scorer()
+        kind = detector_kind(self.spec.detector.name)
+        self.run_detector = lambda inputs: run_detector(inputs, kind=kind)
 
-    def score(self, video: bytes | Path, num_frames: int = DEFAULT_FRAMES) -> tuple[VideoResult, np.ndarray]:
-        """The video's result and the indices of the frames it looked at."""
+    def score(self, video: bytes | Path, num_frames: int = DEFAULT_FRAMES) -> LocalResult:
+        """The video's scores, its faces and the indices of the frames it looked at."""
         frames = read_frames(video, num_frames)
-        return self.score_frames(frames.images), frames.indices
+        return self.score_frames(frames.images, frames.indices)
 
-    def score_image(self, image: bytes | Path) -> VideoResult:
+    def score_image(self, image: bytes | Path) -> LocalResult:
         """One image scored as a one-frame video (what the ``deepfake_image`` ensemble answers)."""
         from dfguard.image import read_image
 
-        return self.score_frames(read_image(image)[None])
+        return self.score_frames(read_image(image)[None], np.zeros(1, np.int64))
 
     @torch.no_grad()
-    def score_frames(self, frames: np.ndarray) -> VideoResult:
-        """RGB uint8 frames ``[F, H, W, 3]`` → faces → crops → DCT → model → scores and verdict."""
-        crops = extract_faces(list(frames), self.spec.crop)
+    def score_frames(self, frames: np.ndarray, frame_index: np.ndarray) -> LocalResult:
+        """RGB uint8 frames ``[F, H, W, 3]`` → faces → tracks → crops → DCT → model → scores and verdict."""
+        faces = find_faces(list(frames), self.spec.detector, self.spec.tracks, self.run_detector)
+        crops = crop_faces(list(frames), faces, self.spec.crop, rows=1)  # the ensemble's placeholder row too
         output = self.model(**model_inputs(crops.faces, crops.parts, self.spec.cutoff))
-        return self.scorer.score(output.embedding.numpy(), output.logit.numpy(), crops.found)
+        scores = self.scorer.score_faces(output.embedding.numpy(), output.logit.numpy(), faces.frame, faces.track,
+                                         len(frames), self.spec.tracks)
+        return LocalResult(scores, faces, np.asarray(frame_index, np.int64))

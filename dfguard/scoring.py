@@ -1,8 +1,10 @@
 """From per-frame embeddings to the answer a moderation system gets: frame scores, a video score, a verdict.
 
-The one definition of the scoring rule, for the Triton ``cluster_classifier`` step, the in-process pipeline and
-training's validation alike. Frames without a face score NaN and stay out of the video score (the mean of the face
-frames' scores); a video with no face at all is ``no_face``, not a guess.
+The one definition of the scoring rule, for the Triton ``cluster_classifier`` step, the in-process pipeline,
+evaluation and training's validation alike. Each face gets P(fake); a track (one person in one shot) the mean of
+its faces; the video the highest score among the tracks seen often enough to count, so a forged person beside
+real ones is flagged; a frame the highest score of its faces (NaN without one). A video where no track counts is
+``no_face``, not a guess.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from dfguard.faces.settings import TrackConfig
 
 VERDICTS = ("fake", "real", "uncertain", "no_face")
 CLUSTER_SCALE = 4.0  # slope of the cluster score in units of the centres' squared distance
@@ -33,15 +37,6 @@ class VerdictThresholds:
     def verdict(self, video_score: float) -> str:
         """``fake``, ``real`` or ``uncertain`` for a video score (``no_face`` is decided before, by the caller)."""
         return "fake" if video_score >= self.fake_at else "real" if video_score <= self.real_at else "uncertain"
-
-
-@dataclass(frozen=True)
-class VideoResult:
-    """What a video gets: its score (NaN without faces), the frame scores and the verdict."""
-
-    video_score: float
-    frame_scores: np.ndarray
-    verdict: str
 
 
 @dataclass(frozen=True)
@@ -70,15 +65,16 @@ class VideoScorer:
             return 1 / (1 + np.exp(-self.cluster_scale * (to_real - to_fake) / spread))
         return 1 / (1 + np.exp(-np.asarray(logits, np.float64).reshape(-1)))
 
-    def score(self, embeddings: np.ndarray, logits: np.ndarray, face_found: np.ndarray) -> VideoResult:
-        """Frame scores (NaN without a face), the mean over face frames, and the verdict."""
-        found = face_found.astype(bool).reshape(-1)
-        scores = np.full(len(found), np.nan)
-        if not found.any():
-            return VideoResult(float("nan"), scores, "no_face")
-        scores[found] = self.frame_scores(embeddings[found], logits.reshape(-1)[found])
-        video = float(scores[found].mean())
-        return VideoResult(video, scores, self.thresholds.verdict(video))
+    def score_faces(self, embeddings: np.ndarray, logits: np.ndarray, face_frame: np.ndarray,
+                    face_track: np.ndarray, num_frames: int, tracks: TrackConfig) -> FacesResult:
+        """Score the N faces listed by ``face_frame``/``face_track`` (the first N rows of ``embeddings`` and
+        ``logits``; rows after them are padding) and aggregate them (``aggregate_faces``); a track counts when
+        ``tracks.counts`` says so."""
+        count = len(face_track)
+        scores = self.frame_scores(embeddings[:count], np.asarray(logits).reshape(-1)[:count])
+        faces = np.bincount(np.asarray(face_track, np.int64), minlength=0) if count else np.zeros(0, np.int64)
+        counts = np.array([tracks.counts(int(n), num_frames) for n in faces], bool)
+        return aggregate_faces(scores, face_frame, face_track, num_frames, counts, self.thresholds)
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,9 @@ def plot_faces(image: np.ndarray, out: Path, *, title: str = "", detections: lis
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from dfguard.faces.crop_config import PART_NAMES
     from dfguard.faces.crops import crop_frames
     from dfguard.faces.detect import KEYPOINT_NAMES, detect_faces
+    from dfguard.faces.settings import PART_NAMES
 
     detections = detect_faces(image) if detections is None else detections
     crops = crop_frames([image], [detections])

@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 
 from dfguard import cli
 from dfguard.extras import MODULE_EXTRAS, missing_extra_message
-from dfguard.faces.crop_config import CropConfig
+from dfguard.faces.settings import CropConfig
 from dfguard.inference.spec import SPEC_VERSION, ServingSpec, SpecError, parse_spec, read_spec
 from dfguard.scoring import VerdictThresholds
 
@@ -158,17 +158,21 @@ def test_the_spec_round_trips_through_its_file(tmp_path):
     spec = example_spec()
     assert read_spec(spec.write(tmp_path)) == spec
     assert json.loads((tmp_path / "serving_spec.json").read_text())["version"] == SPEC_VERSION
-    result = spec.scorer().score(np.array([[1.0, 0.0]]), np.zeros(1), np.array([True]))  # on the fake centre
-    assert result.verdict == "fake" and result.video_score > 0.7
+    # one face on the fake centre, then face_finder's placeholder row (not scored)
+    result = spec.scorer().score_faces(np.array([[1.0, 0.0], [0.0, 1.0]]), np.zeros(2), np.array([0]), np.array([0]),
+                                       1, spec.tracks)
+    assert result.verdict == "fake" and result.video_score > 0.7 and result.face_scores.shape == (1,)
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"version": SPEC_VERSION + 1}, "serving spec version 2, this dfguard reads version 1"),
+    ({"version": SPEC_VERSION + 1}, f"version {SPEC_VERSION + 1}, this dfguard reads version {SPEC_VERSION}"),
     ({"version": None}, "serving spec version None"),
     ({"thresholds": {"fake": 0.6}}, "unknown key"),
     ({"cutoff": "4"}, "cutoff must be int"),
     ({"score_rule": "softmax"}, "score_rule must be one of"),
     ({"verdict": {"fake_at": 0.3, "real_at": 0.6}}, "real_at <= fake_at"),
+    ({"detector": {"name": "yolo"}}, "unknown face detector 'yolo'"),
+    ({"tracks": {"max_faces": 0}}, "must be at least 1"),
 ])
 def test_a_spec_that_does_not_match_the_schema_is_refused_by_name(change, message):
     data = json.loads(example_spec().to_json()) | change

@@ -10,9 +10,9 @@ from photos import astronaut, grace_hopper, no_face_photos
 from PIL import Image
 
 from dfguard.faces.blazeface import load_blazeface, state_dict_from_tflite
-from dfguard.faces.crop_config import CropConfig
 from dfguard.faces.crops import crop_step, extract_faces, flip_horizontal
 from dfguard.faces.detect import Detection, detect_faces, detect_faces_batch, detector_input, run_detector
+from dfguard.faces.settings import CropConfig
 from dfguard.faces.weights import DETECTORS, SHORT_RANGE, DetectorKind, tflite_path
 
 

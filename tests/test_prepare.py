@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from dfguard.faces.crop_config import CropConfig
+from dfguard.faces.settings import CropConfig
 from dfguard.train.datasets import VideoRecord, load_csv
 from dfguard.train.prepare import MANIFEST, prepare_dataset, read_manifest
 from dfguard.train.synthetic import VideoSpec, make_dataset, write_video
@@ -35,11 +35,16 @@ def test_every_video_gets_one_record_and_lossless_crops(dataset, tmp_path):
     assert by_id["flat.mp4"].status == "no_face" and by_id["flat.mp4"].faces == 0
     assert by_id["broken.mp4"].status == "error" and "video" in by_id["broken.mp4"].error
     good = [r for r in by_id.values() if r.status == "ok"]
-    assert len(good) == 4 and all(r.frames == 5 and r.faces == 5 for r in good)
+    # full range keeps faces scoring 0.65 (dfguard.faces.settings): one frame of these clips may score 0.62
+    assert len(good) == 4 and all(r.frames == 5 and r.faces >= 4 for r in good) and sum(r.faces for r in good) >= 19
+    good = [r for r in good if r.faces == 5]
     with np.load(tmp_path / good[0].crops) as crops:
         assert crops["faces"].shape == (5, 3, 128, 128) and crops["faces"].dtype == np.uint8
-        assert crops["parts"].shape == (5, 4, 3, 64, 64) and crops["found"].all()
+        assert crops["parts"].shape == (5, 4, 3, 64, 64)
         np.testing.assert_array_equal(crops["frame_index"], [0, 3, 6, 8, 11])  # spread over all 12 frames
+        np.testing.assert_array_equal(crops["face_frame"], np.arange(5))  # the largest face of each frame
+        assert crops["face_track"].tolist() == [0] * 5 and crops["track_counts"].tolist() == [True]
+        assert crops["face_box"].shape == (5, 4)
 
 
 def test_a_rerun_resumes_and_a_torn_last_line_is_redone(dataset, tmp_path):

@@ -49,6 +49,8 @@ def consistent(a: tuple[int, list[int], list[int]], b: tuple[int, list[int], lis
 
 
 MODELS = sorted(p.parent.name for p in REPOSITORY.glob("*/config.pbtxt") if p.parent.name not in ENSEMBLES)
+CALLED_BY_BLS = {"face_detector": "face_finder"}  # model → the step that calls it (not an ensemble step)
+PADDED = {"face_finder": ("FACES", "PARTS")}  # outputs with max(N, 1) rows: a TensorRT plan takes no batch of 0
 
 
 def test_every_model_has_a_gpu_config_and_the_ensembles_use_them_all():
@@ -58,7 +60,37 @@ def test_every_model_has_a_gpu_config_and_the_ensembles_use_them_all():
         assert config.platform == "ensemble" and not (REPOSITORY / ensemble / "configs").exists()
         used |= {step.model_name for step in config.ensemble_scheduling.step}
     models_with_a_cpu_config = {p.parts[-3] for p in REPOSITORY.glob("*/configs/cpu.pbtxt")}
-    assert models_with_a_cpu_config <= set(MODELS) and used == set(MODELS)
+    assert models_with_a_cpu_config <= set(MODELS) and used | set(CALLED_BY_BLS) == set(MODELS)
+    assert set(CALLED_BY_BLS.values()) <= used and not set(CALLED_BY_BLS) & used
+
+
+@pytest.mark.parametrize("ensemble", ENSEMBLES)
+def test_tensorrt_steps_never_get_an_empty_batch(ensemble):
+    """A video without faces (N = 0) must still run every TensorRT step of the GPU variant: those steps may only
+    consume face_finder's padded outputs (max(N, 1) rows) or what other steps make of them, never the N-row ones."""
+    config = load(REPOSITORY / ensemble / "config.pbtxt")
+    padded: set[str] = set()
+    for step in config.ensemble_scheduling.step:
+        gpu = variant(step.model_name, "gpu")
+        inputs = set(step.input_map.values())
+        if gpu.platform == "tensorrt_plan":
+            assert inputs <= padded, (step.model_name, inputs - padded)
+        made_of_padded = bool(inputs) and inputs <= padded
+        padded |= {value for key, value in step.output_map.items()
+                   if key in PADDED.get(step.model_name, ()) or made_of_padded}
+    assert {"embedding", "logit"} <= padded  # the classifier gets the padded rows and the N-row face lists
+
+
+def test_the_gpu_detector_takes_the_default_detector_and_face_finder_batches():
+    from dfguard.faces.settings import DetectorConfig
+    from dfguard.faces.weights import detector_kind
+
+    kind = detector_kind(DetectorConfig().name)
+    detector = tensors(variant("face_detector", "gpu"))
+    assert detector["DETECTOR_INPUT"][1] == [3, kind.input_size, kind.input_size]
+    assert detector["REGRESSORS"][1] == [kind.anchors, 16] and detector["SCORES"][1] == [kind.anchors, 1]
+    finder = variant("face_finder", "gpu")
+    assert int(finder.parameters["detector_batch"].string_value) <= variant("face_detector", "gpu").max_batch_size
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -85,7 +117,13 @@ def test_the_server_would_accept_every_ensemble_tensor(ensemble, target):
 
 
 def test_gpu_batch_sizes_hold_the_largest_video():
-    largest = int(load(REPOSITORY / "video_probe" / "config.pbtxt").parameters["max_frames"].string_value)
+    """The model steps' batch is a video's faces: at most faces_per_frame(F) · F for F up to max_frames."""
+    from dfguard.faces.settings import TrackConfig
+
+    max_frames = int(load(REPOSITORY / "video_probe" / "config.pbtxt").parameters["max_frames"].string_value)
+    tracks = TrackConfig()
+    largest = max(frames * tracks.faces_per_frame(frames) for frames in range(1, max_frames + 1))
+    assert largest == tracks.max_video_faces
     for model in MODELS:
         config = variant(model, "gpu")
         if config.platform == "tensorrt_plan":

@@ -5,18 +5,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dfguard.faces.settings import TrackConfig
 from dfguard.scoring import VerdictThresholds, VideoScorer, aggregate_faces
 
 
 def test_one_face_per_frame_in_one_track_is_the_mean_over_frames(rng):
     scorer = VideoScorer("logit", np.zeros(2), np.ones(2))
-    logits = rng.normal(size=6)
-    found = np.array([True, True, False, True, True, True])
-    single = scorer.score(np.zeros((6, 2)), logits, found)
-    faces = scorer.frame_scores(np.zeros((5, 2)), logits[found])
-    many = aggregate_faces(faces, np.flatnonzero(found), np.zeros(5, int), 6, np.array([True]))
-    assert many.video_score == pytest.approx(single.video_score) and many.verdict == single.verdict
-    np.testing.assert_allclose(many.frame_scores, single.frame_scores, equal_nan=True)
+    logits = rng.normal(size=6)  # five faces and face_finder's placeholder row, which is not scored
+    with_face = np.array([0, 1, 3, 4, 5])
+    result = scorer.score_faces(np.zeros((6, 2)), logits, with_face, np.zeros(5, int), 6, TrackConfig())
+    probabilities = 1 / (1 + np.exp(-logits[:5]))
+    assert result.video_score == pytest.approx(probabilities.mean())
+    np.testing.assert_allclose(result.frame_scores[with_face], probabilities)
+    assert np.isnan(result.frame_scores[2]) and result.face_scores.shape == (5,)
+
+
+def test_a_track_seen_once_in_many_frames_does_not_count():
+    scorer = VideoScorer("logit", np.zeros(2), np.ones(2))
+    # track 0: three real faces; track 1: one face, very fake, in one frame of 8 (min_track_faces 2)
+    result = scorer.score_faces(np.zeros((4, 2)), np.array([-3.0, -3.0, -3.0, 5.0]), np.array([0, 1, 2, 2]),
+                                np.array([0, 0, 0, 1]), 8, TrackConfig(min_track_faces=2))
+    assert result.verdict == "real" and result.track_scores[1] > 0.99
+    image = scorer.score_faces(np.zeros((2, 2)), np.array([-3.0, 5.0]), np.array([0, 0]), np.array([0, 1]), 1,
+                               TrackConfig())  # an image: each face its own track, every one counts
+    assert image.verdict == "fake" and image.video_score == pytest.approx(image.face_scores.max())
 
 
 def test_a_forged_person_beside_a_real_one_decides_the_video():

@@ -14,7 +14,6 @@ import tritonclient.grpc as grpc
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from dfguard.faces.detect import detector_input
 from dfguard.serving.server import TritonServer
 from dfguard.train.synthetic import VideoSpec, render_real, source_photos, write_video
 from dfguard.video import read_frames
@@ -78,7 +77,6 @@ def test_decoded_frames_equal_the_in_process_ones(server, video):
     expected = read_frames(video, 6)
     np.testing.assert_array_equal(result.as_numpy("FRAMES"), expected.images)
     np.testing.assert_array_equal(probe(client, video, 6), expected.indices)
-    np.testing.assert_array_equal(result.as_numpy("DETECTOR_INPUT"), detector_input(list(expected.images)))
     assert decode(client, video).as_numpy("FRAMES").shape[0] == 24  # default 32, the video has 24
 
 

@@ -9,7 +9,7 @@ SEEN, UNSEEN = ("nearest", "transposed_conv"), ("bilinear", "pixel_shuffle")
 
 def build_prepared(root: Path, seed: int = 0) -> Path:
     """Synthetic videos of all four families (drawn with ``seed``), cropped at 128 px (the tiny preset's size)."""
-    from dfguard.faces.crop_config import CropConfig
+    from dfguard.faces.settings import CropConfig
     from dfguard.train.datasets import load_csv
     from dfguard.train.prepare import prepare_dataset
     from dfguard.train.synthetic import VideoSpec, make_dataset

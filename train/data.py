@@ -26,14 +26,18 @@ FLIPPED_PARTS = [PART_KEYPOINTS.index(FLIP_KEYPOINTS[k]) for k in PART_KEYPOINTS
 
 @dataclass(frozen=True)
 class FrameRef:
-    """A frame with a face: which video (index into ``FrameDataset.videos``) and which frame of its crops."""
+    """A face: which video (index into ``FrameDataset.videos``) and which row of its crops; the sampled frame it
+    was found in and its track."""
 
     video: int
+    row: int
     frame: int
+    track: int
 
 
 class FrameDataset(Dataset):
-    """One sample per frame with a face, from the ``ok`` videos of ``split`` in a prepared folder."""
+    """One sample per face (the largest of each frame, or every face, as ``dfguard prepare --faces`` chose), from
+    the ``ok`` videos of ``split`` in a prepared folder."""
 
     def __init__(self, prepared: Path, split: str, *, cutoff: int = 4, flip: bool = False, cache_videos: int = 64,
                  methods: tuple[str, ...] | None = None, degrade: Callable[[np.ndarray], np.ndarray] | None = None):
@@ -43,14 +47,31 @@ class FrameDataset(Dataset):
         if not self.videos:
             raise ValueError(f"{self.root}: no prepared video with a face in split {split!r}"
                              + (f" for methods {list(methods)}" if methods else ""))
-        self.frames = [FrameRef(v, f) for v, record in enumerate(self.videos)
-                       for f in np.flatnonzero(self._load(v, ("found",))["found"])]
+        self.frames = [FrameRef(v, row, int(frame), int(track)) for v in range(len(self.videos))
+                       for row, (frame, track) in enumerate(zip(*self._faces_of(v), strict=True))]
         self.cutoff, self.flip, self.cache_videos = cutoff, flip, cache_videos
         self.degrade = degrade  # applied to face and part crops before the model inputs (robustness sweeps)
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def _faces_of(self, video: int) -> tuple[np.ndarray, np.ndarray]:
+        """The sampled frame and track of each face of a video."""
+        try:
+            found = self._load(video, ("face_frame", "face_track"))
+        except KeyError as error:
+            raise ValueError(f"{self.root / self.videos[video].crops} was prepared by an older dfguard (no "
+                             f"face_frame): run dfguard prepare again into a new folder") from error
+        return found["face_frame"], found["face_track"]
+
+    def track_counts(self, video: int) -> np.ndarray:
+        """Whether each track of a video counts for its verdict (as prepared)."""
+        return self._load(video, ("track_counts",))["track_counts"]
+
+    def frames_sampled(self, video: int) -> int:
+        """How many frames were sampled from a video."""
+        return self.videos[video].frames
 
     def _load(self, video: int, keys: tuple[str, ...] = ("faces", "parts")) -> dict[str, np.ndarray]:
         """Only the listed arrays of a video's crop file (each is decompressed on access)."""
@@ -79,7 +100,7 @@ class FrameDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         ref = self.frames[index]
         crops = self._crops(ref.video)
-        face, parts = crops["faces"][ref.frame], crops["parts"][ref.frame]
+        face, parts = crops["faces"][ref.row], crops["parts"][ref.row]
         if self.flip and torch.rand(()) < 0.5:  # torch's RNG: seeded per worker by the DataLoader
             face, parts = face[..., ::-1], parts[FLIPPED_PARTS][..., ::-1]
         if self.degrade is not None:

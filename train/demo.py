@@ -45,7 +45,7 @@ def run_demo(out: Path, *, videos_per_class: int = 16, frames: int = 8, quick: b
              template: Path = Path("model_repository")) -> dict[str, Path]:
     """Run the demo into ``out`` (``template``: the source tree's model repository); returns the paths a person
     would open."""
-    from dfguard.faces.crop_config import CropConfig
+    from dfguard.faces.settings import CropConfig
     from dfguard.train.config import load_preset
     from dfguard.train.datasets import load_csv
     from dfguard.train.evaluate import evaluate

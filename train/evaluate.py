@@ -1,6 +1,8 @@
 """``dfguard eval``: the papers' metrics for a trained model, per manipulation method and under degradations.
 
-Frame AUC; video AUC (the mean of the frame scores, as served); EER, AP, ACC@0.5. ``per_method`` scores each
+Face (frame) AUC; video AUC (the served rule, ``dfguard.scoring.aggregate_faces``: the highest mean score among
+a video's tracks that count; videos where none counts are left out and counted as ``no_track``); EER, AP,
+ACC@0.5. ``per_method`` scores each
 manipulation against the real videos of the same split. Degradations (JPEG quality, Gaussian blur) are applied
 to the face crops before the model, as the papers' robustness sweeps do. Writes ``metrics.json``, a markdown
 table and a ROC plot (PNG).
@@ -21,6 +23,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
 
 from dfguard.inference.checkpoint import load_model
+from dfguard.scoring import aggregate_faces
 
 from .data import FrameDataset
 from .trainer import predict
@@ -62,34 +65,44 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Scored:
-    """Frame scores with what they belong to."""
+    """Face scores with what they belong to: video, method, sampled frame and track; ``tracks[video]`` is
+    ``(frames sampled, track_counts)`` of each video."""
 
     scores: np.ndarray
     labels: np.ndarray
     videos: list[str]
     methods: list[str]
+    frames: np.ndarray
+    track_ids: np.ndarray
+    tracks: dict[str, tuple[int, np.ndarray]]
 
     def by_video(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Per video: the mean of its frame scores (the served video score), label, method."""
+        """Per video with a track that counts: the served video score, label, method."""
         order = sorted(set(self.videos))
-        index = {v: i for i, v in enumerate(order)}
-        sums, counts = np.zeros(len(order)), np.zeros(len(order))
-        labels, methods = np.zeros(len(order), int), [""] * len(order)
-        for score, label, video, method in zip(self.scores, self.labels, self.videos, self.methods, strict=True):
-            k = index[video]
-            sums[k] += score
-            counts[k] += 1
-            labels[k], methods[k] = label, method
-        return sums / counts, labels, methods
+        rows: dict[str, list[int]] = {v: [] for v in order}
+        for k, video in enumerate(self.videos):
+            rows[video].append(k)
+        scores, labels, methods = [], [], []
+        for video in order:
+            k = np.array(rows[video])
+            frames, counts = self.tracks[video]
+            result = aggregate_faces(self.scores[k], self.frames[k], self.track_ids[k], frames, counts)
+            if not np.isnan(result.video_score):
+                scores.append(result.video_score)
+                labels.append(int(self.labels[k[0]]))
+                methods.append(self.methods[k[0]])
+        return np.array(scores), np.array(labels, int), methods
 
     def metrics(self) -> dict[str, dict[str, float]]:
-        """Frame and video metrics."""
-        mean, video_labels, _ = self.by_video()
-        return {"frame": binary_metrics(self.labels, self.scores), "video_mean": binary_metrics(video_labels, mean)}
+        """Face and video metrics (``video`` also says how many videos had no track that counts)."""
+        scores, video_labels, _ = self.by_video()
+        video = binary_metrics(video_labels, scores) | {"no_track": len(set(self.videos)) - len(scores)}
+        return {"frame": binary_metrics(self.labels, self.scores), "video": video}
 
     def subset(self, keep: np.ndarray) -> Scored:
         return Scored(self.scores[keep], self.labels[keep], [v for v, k in zip(self.videos, keep, strict=True) if k],
-                      [m for m, k in zip(self.methods, keep, strict=True) if k])
+                      [m for m, k in zip(self.methods, keep, strict=True) if k], self.frames[keep],
+                      self.track_ids[keep], self.tracks)
 
 
 def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test", jpeg: tuple[int, ...] = (),
@@ -99,6 +112,9 @@ def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test"
     model, stage, spec = trained.model, trained.stage, trained.spec()
     frames = FrameDataset(prepared, split, cutoff=spec.cutoff)
     methods = [frames.videos[ref.video].method for ref in frames.frames]
+    face_frames = np.array([ref.frame for ref in frames.frames])
+    face_tracks = np.array([ref.track for ref in frames.frames])
+    tracks = {record.video_id: (record.frames, frames.track_counts(v)) for v, record in enumerate(frames.videos)}
     conditions: dict[str, Callable | None] = {"clean": None}
     conditions |= {f"jpeg{q}": degrade_jpeg(q) for q in jpeg} | {f"blur{s:g}": degrade_blur(s) for s in blur}
     results, clean = {}, None
@@ -106,7 +122,7 @@ def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test"
     for name, degrade in conditions.items():
         frames.degrade = degrade
         scores, _, _ = predict(model, loader, next(model.parameters()).device, stage, progress, desc=name)
-        scored = Scored(scores, frames.labels, frames.video_ids, methods)
+        scored = Scored(scores, frames.labels, frames.video_ids, methods, face_frames, face_tracks, tracks)
         clean = clean or scored
         per_method = {m: scored.subset(np.array([x in ("real", m) for x in methods])).metrics()
                       for m in sorted(set(methods) - {"real"})}
@@ -122,25 +138,25 @@ def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test"
 
 
 def markdown_table(preset: str, results: dict) -> str:
-    """Rows = model/condition, columns = manipulation methods (video AUC, mean aggregation), as in the papers."""
+    """Rows = model/condition, columns = manipulation methods (video AUC, the served rule), as in the papers."""
     methods = sorted(results["clean"]["per_method"])
     lines = ["| model | condition | " + " | ".join(methods) + " | all (video AUC) | all (frame AUC) |",
              "|---|---|" + "---:|" * (len(methods) + 2)]
     for condition, result in results.items():
-        cells = [f"{result['per_method'][m]['video_mean']['auc']:.3f}" for m in methods]
+        cells = [f"{result['per_method'][m]['video']['auc']:.3f}" for m in methods]
         lines.append(f"| {preset} | {condition} | " + " | ".join(cells)
-                     + f" | {result['all']['video_mean']['auc']:.3f} | {result['all']['frame']['auc']:.3f} |")
+                     + f" | {result['all']['video']['auc']:.3f} | {result['all']['frame']['auc']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
 def plot_roc(scored: Scored, path: Path, title: str) -> None:
-    """ROC curves of frames and of videos (mean of frame scores), with their AUCs."""
+    """ROC curves of faces and of videos (the served video score), with their AUCs."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
-    mean, video_labels, _ = scored.by_video()
-    for name, labels, scores in (("frames", scored.labels, scored.scores), ("videos", video_labels, mean)):
+    video_scores, video_labels, _ = scored.by_video()
+    for name, labels, scores in (("faces", scored.labels, scored.scores), ("videos", video_labels, video_scores)):
         if len(set(labels.tolist())) == 2:
             fpr, tpr, _ = roc_curve(labels, scores)
             ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
@@ -162,7 +178,7 @@ def summary_table(rows: dict[str, dict[str, float]], metric: str = "video AUC") 
     return "\n".join(lines) + "\n"
 
 
-def summarize(metrics_files: list[Path], metric: str = "video_mean") -> str:
+def summarize(metrics_files: list[Path], metric: str = "video") -> str:
     """The papers' table from several ``metrics.json`` (one per model × data set): rows = presets (or
     checkpoints), columns = data sets (the prepared folder's name and split), cells = clean AUC of ``metric``."""
     rows: dict[str, dict[str, float]] = {}
@@ -171,4 +187,4 @@ def summarize(metrics_files: list[Path], metric: str = "video_mean") -> str:
         row = data.get("preset") or Path(data["checkpoint"]).parent.name
         column = f"{Path(data['prepared']).name}/{data['split']}"
         rows.setdefault(row, {})[column] = data["results"]["clean"]["all"][metric]["auc"]
-    return summary_table(rows, {"video_mean": "video AUC", "frame": "frame AUC"}.get(metric, metric))
+    return summary_table(rows, {"video": "video AUC", "frame": "face AUC"}.get(metric, metric))

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from dfguard.faces.crop_config import CropConfig
 from dfguard.faces.crops import extract_faces
 from dfguard.faces.export import export_detector
+from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
+from dfguard.faces.weights import detector_kind
 from dfguard.inference.checkpoint import load_model
 from dfguard.inference.features import frequency_features
 from dfguard.inference.models import DeepfakeDetector
@@ -98,19 +99,21 @@ def export_graph(graph: nn.Module, inputs: dict[str, np.ndarray], path: Path, ou
 
 
 def export_model(checkpoint: Path, out: Path, *, max_batch: int = 256, tolerance: float = 1e-4,
-                 verdict: VerdictThresholds = VerdictThresholds(), detector: bool = True) -> ServingSpec:
-    """Export a training checkpoint; returns (and writes as ``serving_spec.json``) its serving spec."""
+                 verdict: VerdictThresholds = VerdictThresholds(), detector: bool = True,
+                 faces: DetectorConfig = DetectorConfig(), tracks: TrackConfig = TrackConfig()) -> ServingSpec:
+    """Export a training checkpoint; returns (and writes as ``serving_spec.json``) its serving spec. ``faces``
+    and ``tracks``: how the served model finds and links faces; ``detector``: also export that detector."""
     trained = load_model(checkpoint)
-    model, spec = trained.model, trained.spec(verdict)
+    model, spec = trained.model, trained.spec(verdict, detector=faces, tracks=tracks)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    faces, parts = sample_crops(spec.crop, 6)
-    dct_map, vector = frequency_features(faces, spec.cutoff)
+    crops, parts = sample_crops(spec.crop, 6)
+    dct_map, vector = frequency_features(crops, spec.cutoff)
     limits = {"max_batch": max_batch, "tolerance": tolerance}
     written, features = [], {}
     if model.rgb_stream is not None:
         graph = RGBStreamGraph(model)
-        inputs = {"FACES": faces} | ({"PARTS": parts} if graph.parts else {})
+        inputs = {"FACES": crops} | ({"PARTS": parts} if graph.parts else {})
         (features["RGB_FEATURES"],) = export_graph(graph, inputs, out / "rgb_stream.onnx", ["RGB_FEATURES"], **limits)
         written.append("rgb_stream")
     if model.freq_stream is not None:
@@ -123,13 +126,13 @@ def export_model(checkpoint: Path, out: Path, *, max_batch: int = 256, tolerance
     embedding, _ = export_graph(FusionGraph(model), features, out / "fusion.onnx", ["EMBEDDING", "LOGIT"], **limits)
     written.append("fusion")
     with torch.inference_mode():
-        reference = model(*(torch.from_numpy(a) for a in (faces, parts, dct_map, vector))).embedding.numpy()
+        reference = model(*(torch.from_numpy(a) for a in (crops, parts, dct_map, vector))).embedding.numpy()
     if not np.allclose(embedding, reference, atol=tolerance):
         raise ExportParityError("the exported streams composed do not reproduce the model's embedding")
     if detector:
-        export_detector(out / "face_detector.onnx", tolerance=tolerance)
+        export_detector(out / "face_detector.onnx", tolerance=tolerance, kind=detector_kind(faces.name))
         written.append("face_detector")
-    spec = trained.spec(verdict, tuple(written))
+    spec = trained.spec(verdict, tuple(written), detector=faces, tracks=tracks)
     spec.write(out / SPEC_FILE)
     return spec
 

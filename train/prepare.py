@@ -1,8 +1,11 @@
 """``dfguard prepare``: sample frames evenly, find and crop faces, store the crops losslessly with a manifest.
 
-Per video: ``read_frames`` (``count`` frames spread over the whole video), ``extract_faces`` (the same crops the
-ensemble's ``face_crop`` step makes), then ``crops/<video id>.npz`` (compressed, lossless) with ``faces``,
-``parts``, ``found``, ``keypoints``, ``boxes`` and ``frame_index``. ``manifest.jsonl`` gets one record per video,
+Per video: ``read_frames`` (``count`` frames spread over the whole video), ``find_faces`` and ``crop_faces`` (the
+faces, tracks and crops the ensemble's ``face_finder`` step makes), then ``crops/<video id>.npz`` (compressed,
+lossless), one row per face: ``faces``, ``parts``, ``keypoints``, ``boxes`` (the crop squares), ``face_box``
+(the detections), ``face_frame`` (position in ``frame_index``), ``face_track``, and per video ``frame_index`` and
+``track_counts``. ``faces="largest"`` keeps the largest face of each frame (the papers' protocol), ``"all"``
+every face (up to ``max_faces`` per frame). ``manifest.jsonl`` gets one record per video,
 ``ok``, ``no_face`` or ``error`` with its message: unreadable videos and faceless frames are recorded, never
 dropped. A rerun skips the videos already recorded; a crash loses at most the videos in flight (each crop file
 is renamed into place when complete, each manifest line is one append).
@@ -14,7 +17,7 @@ import json
 import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -22,8 +25,11 @@ import numpy as np
 from tqdm import tqdm
 
 from dfguard.appendfile import AppendOnlyFile
-from dfguard.faces.crop_config import CropConfig
-from dfguard.faces.crops import extract_faces
+from dfguard.faces.crops import crop_faces
+from dfguard.faces.detect import run_detector
+from dfguard.faces.search import find_faces
+from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
+from dfguard.faces.weights import detector_kind
 from dfguard.video import VideoError, read_frames
 
 from .datasets import VideoRecord
@@ -52,25 +58,47 @@ def crops_path(video_id: str) -> Path:
     return Path("crops") / Path(video_id).with_suffix(".npz")
 
 
-def prepare_video(record: VideoRecord, out_dir: Path, frames: int, config: CropConfig) -> PreparedVideo:
-    """Decode, crop and save one video; failures become an ``error`` record, not an exception."""
+FACE_MODES = ("largest", "all")
+
+
+@dataclass(frozen=True)
+class FaceSelection:
+    """Which faces ``prepare`` keeps (``largest`` or ``all``), and how it finds and links them."""
+
+    faces: str = "largest"
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracks: TrackConfig = field(default_factory=TrackConfig)
+
+    def __post_init__(self) -> None:
+        if self.faces not in FACE_MODES:
+            raise ValueError(f"faces must be one of {FACE_MODES}, got {self.faces!r}")
+
+
+def prepare_video(record: VideoRecord, out_dir: Path, frames: int, config: CropConfig,
+                  selection: FaceSelection = FaceSelection()) -> PreparedVideo:
+    """Decode, find, crop and save one video; failures become an ``error`` record, not an exception."""
     base = {"video_id": record.video_id, "path": str(record.path), "label": record.label, "split": record.split,
             "method": record.method}
     try:
         decoded = read_frames(record.path, frames)
     except VideoError as error:
         return PreparedVideo(**base, status="error", error=str(error))
-    crops = extract_faces(list(decoded.images), config)
+    images = list(decoded.images)
+    kind = detector_kind(selection.detector.name)
+    found = find_faces(images, selection.detector, selection.tracks, lambda inputs: run_detector(inputs, kind=kind))
+    if selection.faces == "largest":
+        found = found.largest_per_frame()
+    crops = crop_faces(images, found, config)
     relative = crops_path(record.video_id)
     target = out_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(partial, faces=crops.faces, parts=crops.parts, found=crops.found,
-                        keypoints=crops.keypoints, boxes=crops.boxes, frame_index=decoded.indices)
+    np.savez_compressed(partial, faces=crops.faces, parts=crops.parts, keypoints=crops.keypoints, boxes=crops.boxes,
+                        face_box=found.boxes, face_frame=found.frame, face_track=found.track,
+                        track_counts=found.track_counts, frame_index=decoded.indices)
     partial.replace(target)
-    found = int(crops.found.sum())
-    return PreparedVideo(**base, status="ok" if found else "no_face", frames=len(decoded.indices), faces=found,
-                         crops=relative.as_posix())
+    return PreparedVideo(**base, status="ok" if len(found) else "no_face", frames=len(decoded.indices),
+                         faces=len(found), crops=relative.as_posix())
 
 
 def read_manifest(out_dir: Path) -> list[PreparedVideo]:
@@ -98,8 +126,12 @@ def _init_worker() -> None:
 
 
 def prepare_dataset(records: Iterable[VideoRecord], out_dir: Path, *, frames: int = 32,
-                    config: CropConfig = CropConfig(), workers: int = 1, progress: bool = True) -> list[PreparedVideo]:
-    """Prepare every video not yet in ``out_dir``'s manifest; returns the records written by this run."""
+                    config: CropConfig = CropConfig(), workers: int = 1, progress: bool = True,
+                    faces: str = "largest", detector: DetectorConfig = DetectorConfig(),
+                    tracks: TrackConfig = TrackConfig()) -> list[PreparedVideo]:
+    """Prepare every video not yet in ``out_dir``'s manifest (``faces``: ``largest`` or ``all``, found with
+    ``detector`` and linked with ``tracks``); returns the records written by this run."""
+    selection = FaceSelection(faces, detector, tracks)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = AppendOnlyFile(out_dir / MANIFEST)
@@ -117,10 +149,10 @@ def prepare_dataset(records: Iterable[VideoRecord], out_dir: Path, *, frames: in
 
     if workers <= 1:
         for video in todo:
-            record(prepare_video(video, out_dir, frames, config))
+            record(prepare_video(video, out_dir, frames, config, selection))
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
-            futures = [pool.submit(prepare_video, video, out_dir, frames, config) for video in todo]
+            futures = [pool.submit(prepare_video, video, out_dir, frames, config, selection) for video in todo]
             for future in as_completed(futures):
                 record(future.result())
     bar.close()

@@ -87,9 +87,10 @@ def overlaps(box: np.ndarray, boxes: list[np.ndarray], gap: float) -> bool:
 
 
 def make_scene(rng: np.random.Generator, *, width: int | None = None, height: int | None = None,
-               faces: int | None = None, min_face_px: int = 48, gray: bool | None = None) -> Scene:
-    """One scene; unset arguments are drawn: a resolution of ``RESOLUTIONS``, 1-3 faces, grayscale with
-    probability 1/4."""
+               faces: int | None = None, min_face_px: int = 48, max_face_px: float | None = None,
+               gray: bool | None = None) -> Scene:
+    """One scene; unset arguments are drawn: a resolution of ``RESOLUTIONS``, 1-3 faces (of ``min_face_px`` up
+    to ``max_face_px``, by default half the frame's height), grayscale with probability 1/4."""
     from .synthetic import source_photos
 
     if width is None or height is None:
@@ -102,7 +103,7 @@ def make_scene(rng: np.random.Generator, *, width: int | None = None, height: in
         for _attempt in range(50):
             source = sources[rng.integers(len(sources))]
             region, face = head_and_shoulders(source.image, source.face_box)
-            size = np.exp(rng.uniform(np.log(min_face_px), np.log(height / 2)))
+            size = np.exp(rng.uniform(np.log(min_face_px), np.log(max_face_px or height / 2)))
             scale = size / (face[3] - face[1])
             cut = cv2.resize(region, None, fx=scale, fy=scale,
                              interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR).astype(np.float32)
@@ -168,7 +169,8 @@ class PeopleVideo:
 
 
 def make_people_video(path: Path, spec: VideoSpec, rng: np.random.Generator, *, people: int | None = None,
-                      family: str | None = None, pan: int = 120, min_face_px: int = 64) -> PeopleVideo:
+                      family: str | None = None, pan: int = 120, min_face_px: int = 64,
+                      max_face_px: float | None = None) -> PeopleVideo:
     """Film a scene of ``people`` (drawn: 1-3) with a camera that pans ``pan`` pixels over the video's length,
     frames streamed to the encoder (a 10 s 1080p video never sits in memory); with ``family``, one person
     (drawn) is forged in every frame by ``dfguard.train.synthetic.Forger``. Every face lies wholly inside every
@@ -178,7 +180,7 @@ def make_people_video(path: Path, spec: VideoSpec, rng: np.random.Generator, *, 
     width, height = spec.width, spec.height
     for _ in range(500):
         scene = make_scene(rng, width=width + pan, height=height + pan, faces=people, min_face_px=min_face_px,
-                           gray=False)
+                           max_face_px=max_face_px, gray=False)
         boxes = scene.boxes
         inside = (boxes[:, 0] > pan) & (boxes[:, 1] > pan) & (boxes[:, 2] < width) & (boxes[:, 3] < height)
         if len(boxes) and inside.all() and (people is None or len(boxes) == people):

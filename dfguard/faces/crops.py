@@ -21,20 +21,21 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from .crop_config import PART_KEYPOINTS, CropConfig
 from .detect import Detection, as_rgb, detections_from_outputs, detector_input, run_detector
+from .settings import PART_KEYPOINTS, CropConfig
 
 if TYPE_CHECKING:
     from .blazeface import BlazeFace
+    from .search import FoundFaces
 
 FLIP_KEYPOINTS = (1, 0, 2, 3, 5, 4)  # the person's right and left swap under a horizontal flip
 
 
 @dataclass(frozen=True)
 class FaceCrops:
-    """Crops of F frames: ``faces`` uint8 ``[F, 3, S, S]``, ``parts`` uint8 ``[F, 4, 3, P, P]``, ``found`` bool
-    ``[F]``; ``keypoints`` float32 ``[F, 6, 2]`` in face-crop pixels and ``boxes`` float32 ``[F, 4]`` (the square
-    face box in frame pixels, x0, y0, x1, y1), NaN where no face was found."""
+    """Crops, one row per face (or per frame, for ``crop_frames``): ``faces`` uint8 ``[R, 3, S, S]``, ``parts``
+    uint8 ``[R, 4, 3, P, P]``, ``found`` bool ``[R]``; ``keypoints`` float32 ``[R, 6, 2]`` in face-crop pixels and
+    ``boxes`` float32 ``[R, 4]`` (the square crop in frame pixels, x0, y0, x1, y1), NaN in rows without a face."""
 
     faces: np.ndarray
     parts: np.ndarray
@@ -86,30 +87,50 @@ def largest(detections: Sequence[Detection]) -> Detection | None:
     return max(detections, key=area, default=None)
 
 
+def crop_face(frame: np.ndarray, face: Detection, config: CropConfig, crops: FaceCrops, row: int) -> None:
+    """Cut one face and its parts from an RGB frame into row ``row`` of ``crops``."""
+    height, width = frame.shape[:2]
+    s, p = config.size, config.part_size
+    x0, y0, x1, y1 = face.box
+    face_side = max(x1 - x0, y1 - y0)
+    box = square_around(np.array([(x0 + x1) / 2, (y0 + y1) / 2], np.float32), config.margin * face_side,
+                        height, width)
+    crops.faces[row] = cut_square(frame, box, s)
+    for j, k in enumerate(PART_KEYPOINTS):
+        part_box = square_around(face.keypoints[k], config.part_scale * face_side, height, width)
+        crops.parts[row, j] = cut_square(frame, part_box, p)
+    crops.keypoints[row] = (face.keypoints - box[:2]) * (s / (box[2] - box[0]))
+    crops.boxes[row] = box
+    crops.found[row] = True
+
+
+def empty_crops(count: int, config: CropConfig) -> FaceCrops:
+    """``count`` rows of black crops, ``found`` False, NaN keypoints and boxes."""
+    s, p = config.size, config.part_size
+    return FaceCrops(np.zeros((count, 3, s, s), np.uint8), np.zeros((count, 4, 3, p, p), np.uint8),
+                     np.zeros(count, bool), np.full((count, 6, 2), np.nan, np.float32),
+                     np.full((count, 4), np.nan, np.float32))
+
+
 def crop_frames(frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]],
                 config: CropConfig = CropConfig()) -> FaceCrops:
     """Face and part crops of each frame's largest detection (zeros and ``found = False`` without one)."""
-    count, s, p = len(frames), config.size, config.part_size
-    crops = FaceCrops(np.zeros((count, 3, s, s), np.uint8), np.zeros((count, 4, 3, p, p), np.uint8),
-                      np.zeros(count, bool), np.full((count, 6, 2), np.nan, np.float32),
-                      np.full((count, 4), np.nan, np.float32))
+    crops = empty_crops(len(frames), config)
     for i, (frame, found) in enumerate(zip(frames, detections, strict=True)):
         face = largest(found)
-        if face is None:
-            continue
-        frame = as_rgb(frame)
-        height, width = frame.shape[:2]
-        x0, y0, x1, y1 = face.box
-        face_side = max(x1 - x0, y1 - y0)
-        box = square_around(np.array([(x0 + x1) / 2, (y0 + y1) / 2], np.float32), config.margin * face_side,
-                            height, width)
-        crops.faces[i] = cut_square(frame, box, s)
-        for j, k in enumerate(PART_KEYPOINTS):
-            part_box = square_around(face.keypoints[k], config.part_scale * face_side, height, width)
-            crops.parts[i, j] = cut_square(frame, part_box, p)
-        crops.keypoints[i] = (face.keypoints - box[:2]) * (s / (box[2] - box[0]))
-        crops.boxes[i] = box
-        crops.found[i] = True
+        if face is not None:
+            crop_face(as_rgb(frame), face, config, crops, i)
+    return crops
+
+
+def crop_faces(frames: Sequence[np.ndarray], found: FoundFaces, config: CropConfig = CropConfig(),
+               rows: int | None = None) -> FaceCrops:
+    """Crops of every found face, in ``found``'s order: row ``i`` is face ``i``. ``rows`` (at least
+    ``len(found)``) pads with black rows, ``found`` False: the model steps always get a batch of at least one."""
+    crops = empty_crops(max(len(found), rows or 0), config)
+    rgb = [as_rgb(frame) for frame in frames]
+    for i, (k, face) in enumerate(zip(found.frame, found.detections, strict=True)):
+        crop_face(rgb[k], face, config, crops, i)
     return crops
 
 

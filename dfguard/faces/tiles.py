@@ -12,24 +12,19 @@ mapped back to frame pixels and merged across windows and levels by weighted NMS
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .decode import NMS_IOU, RawDetections, box_areas, decode, intersection_areas, weighted_nms
 from .detect import Detection, Letterbox, as_detections, as_rgb
+from .settings import MIN_FACE_PX, TILED_MIN_SCORE
 from .weights import DetectorKind
 
-MIN_FACE_PX = 48
 EDGE = 0.02  # a box within this fraction of a window side from an inner window edge counts as cut by it
 SMALLER = 0.6  # boxes under this fraction of min_face_px are below what was asked for (detected sizes vary ±20 %)
 INSIDE = 0.5  # a box with this much of its area inside a box 1.5× its side is a part of that face, not a face
-# Tiles look at a frame dozens of times, and each look can raise a false alarm, so the tiled detector keeps a
-# higher score than mediapipe's 0.5. Measured at 0.5 on scenes of train/scenes.py (seed 1, 40 scenes): the 11
-# false detections scored 0.505-0.607, the 85 true ones 0.549 once and 0.713 and up; on frames without people
-# (seeds 1 and 2, 52 frames) false ones scored 0.51-0.80, at every level, the whole frame included.
-TILED_MIN_SCORE = 0.65
 
 
 @dataclass(frozen=True)
@@ -88,7 +83,7 @@ def cut_by_inner_edge(boxes: np.ndarray, window: Window, height: int, width: int
 
 
 def merge_windows(outputs: Sequence[tuple[Window, np.ndarray, np.ndarray]], height: int, width: int,
-                  kind: DetectorKind, min_score: float = TILED_MIN_SCORE, min_face_px: float = MIN_FACE_PX
+                  kind: DetectorKind, min_face_px: float = MIN_FACE_PX, min_score: float = TILED_MIN_SCORE
                   ) -> list[Detection]:
     """One frame's detections from the raw outputs ``(window, regressors, scores)`` of its windows: decoded,
     mapped to frame pixels, cut ones dropped, merged by weighted NMS, parts of larger faces and faces well under
@@ -117,12 +112,15 @@ def parts_of_larger_faces(boxes: np.ndarray) -> np.ndarray:
     return ((inside >= INSIDE) & larger).any(axis=1)
 
 
-def detect_faces_tiled(frames: Sequence[np.ndarray], kind: DetectorKind, *, min_face_px: float = MIN_FACE_PX,
-                       min_score: float = TILED_MIN_SCORE, batch: int = 64) -> list[list[Detection]]:
-    """Faces of at least ``min_face_px`` in each RGB (or gray) uint8 frame, any resolution, best first; the
-    detector runs in ONNX Runtime on ``batch`` windows at a time."""
-    from .detect import run_detector
+DetectorRun = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""A detector call: inputs ``[W, 3, S, S]`` → ``regressors [W, A, 16]``, ``scores [W, A, 1]``."""
 
+
+def detect_in_windows(frames: Sequence[np.ndarray], kind: DetectorKind, run: DetectorRun, *,
+                      min_face_px: float = MIN_FACE_PX, min_score: float = TILED_MIN_SCORE, batch: int = 64
+                      ) -> list[list[Detection]]:
+    """Faces of at least ``min_face_px`` in each RGB (or gray) uint8 frame, any resolution, best first; ``run``
+    gets at most ``batch`` windows at a time (a 4K frame has about 150, and each input is 442 KB at 192 px)."""
     frames = [as_rgb(frame) for frame in frames]
     plans = [(k, window) for k, frame in enumerate(frames)
              for window in tile_windows(*frame.shape[:2], kind, min_face_px)]
@@ -130,8 +128,17 @@ def detect_faces_tiled(frames: Sequence[np.ndarray], kind: DetectorKind, *, min_
     for start in range(0, len(plans), batch):
         chunk = plans[start:start + batch]
         inputs = np.stack([window_input(frames[k], window, kind.input_size) for k, window in chunk])
-        regressors, scores = run_detector(inputs, kind=kind)
+        regressors, scores = run(inputs)
         for (k, window), r, s in zip(chunk, regressors, scores, strict=True):
             per_frame[k].append((window, r, s))
-    return [merge_windows(outputs, *frame.shape[:2], kind, min_score, min_face_px)
+    return [merge_windows(outputs, *frame.shape[:2], kind, min_face_px, min_score)
             for frame, outputs in zip(frames, per_frame, strict=True)]
+
+
+def detect_faces_tiled(frames: Sequence[np.ndarray], kind: DetectorKind, *, min_face_px: float = MIN_FACE_PX,
+                       min_score: float = TILED_MIN_SCORE, batch: int = 64) -> list[list[Detection]]:
+    """``detect_in_windows`` with the detector in ONNX Runtime, in this process."""
+    from .detect import run_detector
+
+    return detect_in_windows(frames, kind, lambda inputs: run_detector(inputs, kind=kind), min_face_px=min_face_px,
+                             min_score=min_score, batch=batch)

@@ -8,8 +8,8 @@ most once per frame. A cut ends every track: two sampled frames whose 8×5 grey 
 ``min_shot_correlation`` (the coarse layout ignores exposure, texture and a camera's pan, not a new scene; on
 the tests' filmed scenes, seeds 0-5, frames of one shot correlated 0.65 and up, cuts -0.22 to 0.51: a cut between
 two alike layouts can go unseen, and then position and appearance still keep its people apart). A track may skip
-``max_gap`` frames where its face was missed. At most ``max_faces`` detections per frame are kept, the largest
-first: more is capped, never an error.
+``max_gap`` frames where its face was missed. At most ``TrackConfig.faces_per_frame`` detections per frame
+(``max_faces``, fewer when many frames are sampled) are kept, the largest first: more is capped, never an error.
 """
 
 from __future__ import annotations
@@ -21,26 +21,10 @@ import cv2
 import numpy as np
 
 from .detect import Detection
+from .settings import TrackConfig
 
 THUMBNAIL = 24  # side of the grey thumbnails compared for a face's appearance
 SHOT_LAYOUT = (8, 5)  # width and height of the grey thumbnails compared for a cut
-
-
-@dataclass(frozen=True)
-class TrackConfig:
-    """How faces are capped and linked, and how many faces a track needs to count for the verdict."""
-
-    max_faces: int = 8
-    min_track_faces: int = 2
-    max_shift: float = 1.5
-    max_scale: float = 1.6
-    min_appearance: float = 0.4
-    min_shot_correlation: float = 0.5
-    max_gap: int = 3
-
-    def __post_init__(self) -> None:
-        if self.max_faces < 1 or self.min_track_faces < 1 or self.max_gap < 0:
-            raise ValueError(f"max_faces and min_track_faces must be at least 1 and max_gap at least 0: {self}")
 
 
 @dataclass(frozen=True)
@@ -53,9 +37,8 @@ class Track:
     faces: tuple[int, ...]
 
     def counts(self, config: TrackConfig, sampled_frames: int) -> bool:
-        """Whether the track is seen often enough to count: ``min_track_faces`` faces, or every sampled frame
-        when there are fewer (an image is one frame, and its one face counts)."""
-        return len(self.frames) >= min(config.min_track_faces, sampled_frames)
+        """Whether the track counts for the verdict (``TrackConfig.counts``)."""
+        return config.counts(len(self.frames), sampled_frames)
 
 
 def cap_faces(detections: Sequence[Detection], max_faces: int) -> list[Detection]:
@@ -120,7 +103,7 @@ def link_tracks(frames: Sequence[np.ndarray], detections: Sequence[Sequence[Dete
                 config: TrackConfig = TrackConfig()) -> tuple[list[list[Detection]], list[Track]]:
     """Cap each frame's detections and link them into tracks; returns the capped detections per frame and the
     tracks (ids in order of first appearance), every capped detection in exactly one track."""
-    capped = [cap_faces(found, config.max_faces) for found in detections]
+    capped = [cap_faces(found, config.faces_per_frame(len(frames))) for found in detections]
     starts = shot_starts(frames, config.min_shot_correlation)
     open_tracks: list[_Open] = []
     finished: list[_Open] = []

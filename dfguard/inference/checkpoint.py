@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from dfguard.config import from_dict
-from dfguard.faces.crop_config import CropConfig
+from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
 from dfguard.kernels import FREQ_VECTOR_SIZE
 from dfguard.scoring import RULE_OF_STAGE, VerdictThresholds
 
@@ -31,15 +31,18 @@ class TrainedModel:
     config: ModelConfig
     stage: int
 
-    def spec(self, verdict: VerdictThresholds = VerdictThresholds(), models: tuple[str, ...] = ()) -> ServingSpec:
-        """The serving spec of this model with the given verdict thresholds (``models``: the graphs exported)."""
+    def spec(self, verdict: VerdictThresholds = VerdictThresholds(), models: tuple[str, ...] = (), *,
+             detector: DetectorConfig = DetectorConfig(), tracks: TrackConfig = TrackConfig()) -> ServingSpec:
+        """The serving spec of this model with the given verdict thresholds, face detector and tracks
+        (``models``: the graphs exported)."""
         centers = self.model.centers
         return ServingSpec(
             preset=self.config.preset, stage=self.stage, score_rule=RULE_OF_STAGE[self.stage],
             center_real=tuple(centers.real.double().cpu().tolist()),
             center_fake=tuple(centers.fake.double().cpu().tolist()),
             crop=CropConfig(size=self.config.image_size, part_size=self.config.part_size), cutoff=self.config.cutoff,
-            verdict=verdict, freq_vector_size=FREQ_VECTOR_SIZE, models=tuple(sorted(models)))
+            verdict=verdict, freq_vector_size=FREQ_VECTOR_SIZE, detector=detector, tracks=tracks,
+            models=tuple(sorted(models)))
 
     def check_spec(self, spec: ServingSpec) -> None:
         """Raise ``ValueError`` unless ``spec`` was exported from this model (same preset, stage, crops, centres)."""

@@ -17,11 +17,11 @@ from typing import Literal
 import numpy as np
 
 from dfguard.config import ConfigError, from_dict, to_dict
-from dfguard.faces.crop_config import CropConfig
+from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
 from dfguard.scoring import CLUSTER_SCALE, RULE_OF_STAGE, VerdictThresholds, VideoScorer
 
 SPEC_FILE = "serving_spec.json"
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: every face (detector, min_face_px, tracks); 1: the largest face, short range
 
 
 class SpecError(ConfigError):
@@ -32,9 +32,9 @@ class SpecError(ConfigError):
 class ServingSpec:
     """How the ensemble's steps turn frames into a verdict for one exported model.
 
-    ``crop`` and ``detector`` drive ``face_crop`` (and which detector graph the repository holds), ``cutoff``
-    ``dct_highpass``, ``score_rule``, the centres, ``cluster_scale`` and ``verdict`` ``cluster_classifier``;
-    ``models`` lists the ONNX graphs written with it."""
+    ``detector``, ``tracks`` and ``crop`` drive ``face_finder`` (and which detector graph the repository holds),
+    ``cutoff`` ``dct_highpass``, ``score_rule``, the centres, ``cluster_scale``, ``verdict`` and
+    ``tracks.min_track_faces`` ``cluster_classifier``; ``models`` lists the ONNX graphs written with it."""
 
     preset: str
     stage: int
@@ -46,7 +46,8 @@ class ServingSpec:
     cluster_scale: float = CLUSTER_SCALE
     verdict: VerdictThresholds = field(default_factory=VerdictThresholds)
     freq_vector_size: int = 128
-    detector: Literal["blazeface_short_range"] = "blazeface_short_range"
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracks: TrackConfig = field(default_factory=TrackConfig)
     models: tuple[str, ...] = ()
     version: int = SPEC_VERSION
 

@@ -89,18 +89,18 @@ class VideoProbe:
 
 
 class VideoDecode:
-    """``VIDEO`` and ``FRAME_INDEX`` → ``FRAMES [F, H, W, 3]`` and ``DETECTOR_INPUT [F, 3, 128, 128]`` with PyAV
-    (the CPU twin of the DALI pipeline in ``dfguard.serving.dali_pipeline``)."""
+    """``VIDEO`` and ``FRAME_INDEX`` → ``FRAMES [F, H, W, 3]`` with PyAV (the CPU twin of the DALI pipeline in
+    ``dfguard.serving.dali_pipeline``)."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        self.threads = limit_threads(args)
+        self.threads = thread_count(args)
 
     def execute(self, requests: list[Any]) -> list[Any]:
         return [self.decode(request) for request in requests]
 
     def decode(self, request: Any) -> Any:
         """One request's response (or its INVALID_ARG error)."""
-        from dfguard.faces.detect import detector_input
+        from dfguard.faces.detect import as_rgb
         from dfguard.video import VideoError, decode_frames
 
         pb = _pb()
@@ -108,15 +108,15 @@ class VideoDecode:
         indices = pb.get_input_tensor_by_name(request, "FRAME_INDEX").as_numpy().reshape(-1)
         try:
             frames = decode_frames(video.tobytes(), indices, threads=self.threads)
-            detector = detector_input(list(frames))
+            as_rgb(frames[0])  # a frame too small or too large to search for faces is refused here
         except (VideoError, ValueError) as error:
             return invalid(f"bad video: {error}")
-        return pb.InferenceResponse([pb.Tensor("FRAMES", frames), pb.Tensor("DETECTOR_INPUT", detector)])
+        return pb.InferenceResponse([pb.Tensor("FRAMES", frames)])
 
 
 class ImageDecode:
-    """``IMAGE`` (an encoded image's bytes) → ``FRAMES [1, H, W, 3]`` and ``DETECTOR_INPUT [1, 3, 128, 128]``: a
-    one-frame video for the steps ``deepfake_image`` shares with ``deepfake_video``."""
+    """``IMAGE`` (an encoded image's bytes) → ``FRAMES [1, H, W, 3]``: a one-frame video for the steps
+    ``deepfake_image`` shares with ``deepfake_video``."""
 
     def initialize(self, args: dict[str, str]) -> None:
         from dfguard.image import MAX_PIXELS
@@ -131,7 +131,7 @@ class ImageDecode:
 
     def decode(self, request: Any) -> Any:
         """One request's response (or its INVALID_ARG error)."""
-        from dfguard.faces.detect import detector_input
+        from dfguard.faces.detect import as_rgb
         from dfguard.image import ImageError, read_image
 
         pb = _pb()
@@ -139,11 +139,10 @@ class ImageDecode:
         if data.size > self.max_bytes:
             return invalid(f"image too large: {data.size} bytes (limit {self.max_bytes})")
         try:
-            image = read_image(data.tobytes(), max_pixels=self.max_pixels)
-            detector = detector_input([image])
+            image = as_rgb(read_image(data.tobytes(), max_pixels=self.max_pixels))
         except (ImageError, ValueError) as error:
             return invalid(f"bad image: {error}")
-        return pb.InferenceResponse([pb.Tensor("FRAMES", image[None]), pb.Tensor("DETECTOR_INPUT", detector)])
+        return pb.InferenceResponse([pb.Tensor("FRAMES", np.ascontiguousarray(image[None]))])
 
 
 def serving_spec(args: dict[str, str]) -> Any:
@@ -182,25 +181,67 @@ class OnnxModel:
         return responses
 
 
-class FaceCrop:
-    """``FRAMES``, BlazeFace's ``REGRESSORS``/``SCORES`` → ``FACES``, ``PARTS``, ``FACE_FOUND`` (``crop_step``)."""
+class FaceFinder:
+    """``FRAMES [F, H, W, 3]`` → every face (``dfguard.faces.search.find_faces``) and its crops: ``FACES [M, 3, S,
+    S]``, ``PARTS [M, 4, 3, P, P]``, ``FACE_FRAME [N]`` (the sampled frame), ``FACE_BOX [N, 4]`` (x0, y0, x1, y1
+    in frame pixels), ``FACE_TRACK [N]``, ``FRAME_FACES [F]`` (faces per frame). ``M = max(N, 1)``: without a face
+    the crops are one black placeholder, because the model steps (a TensorRT plan above all) cannot take a batch
+    of 0; ``cluster_classifier`` scores only the N faces that ``FACE_TRACK`` lists.
+
+    The detector is the repository's ``face_detector`` model, called by BLS with at most ``detector_batch``
+    windows per call (a 4K frame has about 150), so it never exceeds a TensorRT plan's batch, and Triton's
+    dynamic batching merges the calls of concurrent videos. All requests of an ``execute`` share those calls."""
 
     def initialize(self, args: dict[str, str]) -> None:
         limit_threads(args)
-        self.config = serving_spec(args).crop
+        spec = serving_spec(args)
+        self.detector, self.tracks, self.crop = spec.detector, spec.tracks, spec.crop
+        self.batch = int(parameters(args).get("detector_batch", 64))
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        from dfguard.faces.crops import crop_step
+        from dfguard.faces.crops import crop_faces
+        from dfguard.faces.search import find_faces_many
 
         pb = _pb()
+        videos = [list(pb.get_input_tensor_by_name(r, "FRAMES").as_numpy()) for r in requests]
+        try:
+            found = find_faces_many(videos, self.detector, self.tracks, self.run_detector, self.batch)
+        except DetectorError as error:
+            return [pb.InferenceResponse(error=pb.TritonError(f"face_detector failed: {error}")) for _ in requests]
         responses = []
-        for request in requests:
-            frames = pb.get_input_tensor_by_name(request, "FRAMES").as_numpy()
-            crops = crop_step(list(frames), pb.get_input_tensor_by_name(request, "REGRESSORS").as_numpy(),
-                              pb.get_input_tensor_by_name(request, "SCORES").as_numpy(), self.config)
-            responses.append(pb.InferenceResponse([pb.Tensor("FACES", crops.faces), pb.Tensor("PARTS", crops.parts),
-                                                   pb.Tensor("FACE_FOUND", crops.found)]))
+        for frames, faces in zip(videos, found, strict=True):
+            crops = crop_faces(frames, faces, self.crop, rows=1)
+            responses.append(pb.InferenceResponse([
+                pb.Tensor("FACES", crops.faces), pb.Tensor("PARTS", crops.parts),
+                pb.Tensor("FACE_FRAME", faces.frame), pb.Tensor("FACE_BOX", faces.boxes),
+                pb.Tensor("FACE_TRACK", faces.track), pb.Tensor("FRAME_FACES", faces.frame_faces)]))
         return responses
+
+    def run_detector(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``face_detector`` on ``inputs [W, 3, S, S]`` through BLS; its outputs in host memory."""
+        pb = _pb()
+        options = {}
+        if hasattr(pb, "PreferredMemory"):  # a TensorRT detector answers from the GPU: ask for host memory
+            options["preferred_memory"] = pb.PreferredMemory(pb.TRITONSERVER_MEMORY_CPU, 0)
+        request = pb.InferenceRequest(model_name="face_detector", requested_output_names=["REGRESSORS", "SCORES"],
+                                      inputs=[pb.Tensor("DETECTOR_INPUT", inputs)], **options)
+        response = request.exec()
+        if response.has_error():
+            raise DetectorError(response.error().message())
+        return tuple(host_array(pb.get_output_tensor_by_name(response, name)) for name in ("REGRESSORS", "SCORES"))
+
+
+class DetectorError(RuntimeError):
+    """The ``face_detector`` model answered a BLS call with an error."""
+
+
+def host_array(tensor: Any) -> np.ndarray:
+    """A Python-backend tensor as a NumPy array, copied from the device when it is there."""
+    if tensor.is_cpu():
+        return tensor.as_numpy()
+    import cupy
+
+    return cupy.asnumpy(cupy.from_dlpack(tensor.to_dlpack()))
 
 
 class DctHighpass:
@@ -251,21 +292,27 @@ class DctHighpass:
 
 
 class ClusterClassifier:
-    """``EMBEDDING``, ``LOGIT [F, 1]``, ``FACE_FOUND`` → ``VIDEO_SCORE [1]``, ``FRAME_SCORES [F]`` (NaN
-    where no face), ``VERDICT [1]`` (fake/real/uncertain, or no_face when no frame has a face)."""
+    """``EMBEDDING [M, 200]``, ``LOGIT [M, 1]`` (the first N rows are faces, the rest ``face_finder``'s
+    placeholder), ``FACE_FRAME [N]``, ``FACE_TRACK [N]``, ``FRAME_FACES [F]`` → ``FACE_SCORES [N]``,
+    ``FRAME_SCORES [F]`` (a frame's highest face score, NaN without a face), ``TRACK_SCORES [T]`` (the mean of a
+    track's faces), ``VIDEO_SCORE [1]`` (the highest score of the tracks that count) and ``VERDICT [1]``
+    (fake/real/uncertain, or no_face when no track counts): ``dfguard.scoring.aggregate_faces``."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        self.scorer = serving_spec(args).scorer()
+        spec = serving_spec(args)
+        self.scorer, self.tracks = spec.scorer(), spec.tracks
 
     def execute(self, requests: list[Any]) -> list[Any]:
         pb = _pb()
         responses = []
         for request in requests:
-            result = self.scorer.score(pb.get_input_tensor_by_name(request, "EMBEDDING").as_numpy(),
-                                       pb.get_input_tensor_by_name(request, "LOGIT").as_numpy(),
-                                       pb.get_input_tensor_by_name(request, "FACE_FOUND").as_numpy())
+            tensor = lambda name, r=request: pb.get_input_tensor_by_name(r, name).as_numpy()  # noqa: E731
+            result = self.scorer.score_faces(tensor("EMBEDDING"), tensor("LOGIT"), tensor("FACE_FRAME"),
+                                             tensor("FACE_TRACK"), len(tensor("FRAME_FACES")), self.tracks)
             responses.append(pb.InferenceResponse([
                 pb.Tensor("VIDEO_SCORE", np.array([result.video_score], np.float32)),
                 pb.Tensor("FRAME_SCORES", result.frame_scores.astype(np.float32)),
+                pb.Tensor("FACE_SCORES", result.face_scores.astype(np.float32)),
+                pb.Tensor("TRACK_SCORES", result.track_scores.astype(np.float32)),
                 pb.Tensor("VERDICT", np.array([result.verdict.encode()], dtype=np.object_))]))
         return responses

@@ -14,5 +14,5 @@ from dfguard.serving.dali_pipeline import video_decode_graph
 @autoserialize
 @pipeline_def(batch_size=8, num_threads=4, device_id=0)
 def video_decode(decoder_device="mixed"):
-    """``VIDEO``, ``FRAME_INDEX`` → ``FRAMES``, ``DETECTOR_INPUT`` (NVDEC by default)."""
+    """``VIDEO``, ``FRAME_INDEX`` → ``FRAMES`` (NVDEC by default)."""
     return video_decode_graph(decoder_device)
