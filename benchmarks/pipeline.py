@@ -89,15 +89,14 @@ def run(videos: list[Path], checkpoint: Path, repository: Path, num_frames: int,
     rows = [measure("(a) obvious script: PyAV → mediapipe → PyTorch eager", lambda p: obvious.score(p)[1], videos)]
     local = LocalDetector(checkpoint)
     rows.append(measure("(b) dfguard in-process (LocalDetector)",
-                        lambda p: int(np.count_nonzero(~np.isnan(local.score(p, num_frames)[0].frame_scores))),
-                        videos))
+                        lambda p: len(local.score(p, num_frames).faces), videos))
     with TritonServer(repository.resolve()) as server:
         clients = threading.local()
 
         def remote(path: Path) -> int:
             if not hasattr(clients, "client"):
                 clients.client = DeepfakeClient(server.grpc_url, timeout=600)
-            return clients.client.score_video(path, num_frames).faces
+            return len(clients.client.score_video(path, num_frames).faces)
 
         rows += [measure("(c) dfguard Triton ensemble (CPU) over gRPC", remote, videos, n) for n in concurrencies]
     return rows

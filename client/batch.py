@@ -16,6 +16,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_c
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .grpc_client import Connection, DeepfakeClient, Face, Score, faces_and_tracks
 from .inputs import media_kind
 from .results import STATUSES, Record, ResultsFile
@@ -49,7 +51,6 @@ class LocalScorer:
         self._lock = threading.Lock()  # one model, one forward at a time
 
     def __call__(self, kind: str, data: bytes) -> Score:
-        import numpy as np
 
         with self._lock:
             local = self.detector.score(data, self.num_frames) if kind == "video" else self.detector.score_image(data)
@@ -164,14 +165,15 @@ def bounded_map(function: Callable[[Path], tuple[Record, bool]], paths: list[Pat
 
 
 def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: int = 4, flag_at: float = 0.5,
-                retry_errors: bool = False, progress: bool = True) -> Summary:
+                retry_errors: bool = False, progress: bool = True, per_face: bool = False) -> Summary:
     """Score ``paths`` (made absolute: the key of a record is its absolute path and content hash) into the
-    results file ``out`` (JSONL or CSV), skipping inputs it already records; with ``retry_errors``, inputs whose
-    record is an error are scored again (their old record is removed first, so each input keeps one record)."""
+    results file ``out`` (JSONL or CSV; ``per_face``: a CSV row per face), skipping inputs it already records;
+    with ``retry_errors``, inputs whose record is an error are scored again (their old record is removed first, so
+    each input keeps one record)."""
     from tqdm import tqdm
 
     paths = [path.resolve() for path in paths]
-    results = ResultsFile(out)
+    results = ResultsFile(out, per_face=per_face)
     done = {record.key: record for record in results.open()}
     if results.repaired:
         print(f"{out}: cut off a torn last record ({results.repaired} bytes) left by an interrupted run")
@@ -194,11 +196,12 @@ def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: in
 
 
 def plot_results(out: Path, plots: Path, *, flag_at: float = 0.5, progress: bool = True) -> list[Path]:
-    """Per-frame score timelines of every scored input of the results file ``out`` and a histogram of the video
-    scores, into the folder ``plots`` (``<name>-<hash8>.png``, ``scores.png``)."""
+    """Per-track score timelines, with a contact sheet of each track's faces (cut again from the input file), of
+    every scored input of the results file ``out``, and a histogram of the video scores, into the folder ``plots``
+    (``<name>-<hash8>.png``, ``scores.png``)."""
     from tqdm import tqdm
 
-    from dfguard.visualize import plot_frame_timeline, plot_score_histogram
+    from dfguard.visualize import plot_score_histogram, plot_tracks, track_crops
 
     records = [r for r in ResultsFile(out).open() if r.status != "error"]
     written = []
@@ -206,11 +209,25 @@ def plot_results(out: Path, plots: Path, *, flag_at: float = 0.5, progress: bool
         # named by the file and a hash of its path: same-named files in different folders get their own plot
         name = f"{Path(record.path).stem}-{hashlib.sha256(record.path.encode()).hexdigest()[:8]}.png"
         try:
-            written.append(plot_frame_timeline(record.frame_index or [], record.frame_scores or [], plots / name,
-                                               title=Path(record.path).name, flag_at=flag_at,
-                                               verdict=record.verdict or "", video_score=record.score))
-        except (ValueError, OSError) as error:  # a hand-edited record must not stop the other plots
+            crops = track_crops(face_frames(record), record.faces) if record.faces else None
+            written.append(plot_tracks(record.frame_index or [], record.frame_scores or [], plots / name,
+                                       faces=record.faces, tracks=record.tracks, crops=crops,
+                                       title=Path(record.path).name, flag_at=flag_at, verdict=record.verdict or "",
+                                       video_score=record.score))
+        except (ValueError, OSError) as error:  # a moved file or a hand-edited record must not stop the others
             print(f"no plot for {record.path}: {error}")
     scores = [r.score for r in records if r.score is not None]
     written.append(plot_score_histogram(scores, plots / "scores.png", flag_at=flag_at))
     return written
+
+
+def face_frames(record: Record) -> dict[int, np.ndarray]:
+    """The frames of a record's faces, decoded again from its input file: video frame number → RGB frame."""
+    from dfguard.image import read_image
+    from dfguard.video import decode_frames
+
+    data = Path(record.path).read_bytes()
+    if record.kind != "video":
+        return {0: read_image(data)}
+    wanted = sorted({face["frame"] for face in record.faces or []})
+    return dict(zip(wanted, decode_frames(data, np.array(wanted)), strict=True))

@@ -65,27 +65,41 @@ NESTED = ("faces", "tracks")  # JSONL only: a CSV row has the top track's column
 TOP_TRACK = ("id", "score", "faces", "first_frame", "last_frame")
 CSV_FIELDS = [f for f in FIELDS if f not in NESTED] + [f"top_track_{k}" for k in TOP_TRACK]
 CSV_HEADER = ",".join(CSV_FIELDS) + "\n"
+FACE_FIELDS = ["face_frame", "face_x0", "face_y0", "face_x1", "face_y1", "face_track", "face_score"]
+PER_FACE_HEADER = ",".join(CSV_FIELDS + FACE_FIELDS) + "\n"
 REQUIRED_TEXT = ("path", "sha256", "kind", "status")  # "" stays "" (the hash of a file that could not be read)
 LIST_FIELDS = ("frame_index", "frame_scores")
 
 
 class ResultsFile:
-    """``records.jsonl`` or ``records.csv`` (by suffix): read what is there, then append records one by one."""
+    """``records.jsonl`` or ``records.csv`` (by suffix): read what is there, then append records one by one.
 
-    def __init__(self, path: Path) -> None:
+    ``per_face`` (CSV only): one row per face instead of one per input, the input's columns repeated and the
+    face's (``FACE_FIELDS``) added; an input without faces keeps one row with those empty. An input's rows are one
+    append, and an input with fewer rows than its ``face_count`` (a crash mid-write) is dropped and scored again.
+    A file written by this version keeps its layout on later runs."""
+
+    def __init__(self, path: Path, *, per_face: bool = False) -> None:
         self.path = Path(path)
         self.file = AppendOnlyFile(self.path)
         self.format = "csv" if self.path.suffix.lower() == ".csv" else "jsonl"
+        if per_face and self.format != "csv":
+            raise ValueError(f"one row per face is a CSV layout; {self.path.name} is JSONL, which nests the faces")
+        self.per_face = per_face
+        self.header = PER_FACE_HEADER if per_face else CSV_HEADER
         self.repaired = 0  # bytes of a torn last record cut off when opening
 
     def open(self) -> list[Record]:
         """The records already written (after cutting off a torn last line), ready for appending."""
         self.repaired = self.file.repair()
-        records = self._read()
+        if self.format == "csv" and self.path.stat().st_size and self._header() in (CSV_HEADER, PER_FACE_HEADER):
+            self.header = self._header()  # a file of this version keeps its layout, whatever this run asked for
+            self.per_face = self.header == PER_FACE_HEADER
+        records, complete = self._read()
         if self.format == "csv" and self.path.stat().st_size == 0:
-            self.file.append(CSV_HEADER)
-        elif self.format == "csv" and self._header() != CSV_HEADER:
-            self.rewrite(records)  # written by an older version: the rows that follow must match the header
+            self.file.append(self.header)
+        elif self.format == "csv" and (self._header() != self.header or not complete):
+            self.rewrite(records)  # another layout, or an input's rows torn: the rows that follow must line up
         return records
 
     def _header(self) -> str:
@@ -98,7 +112,7 @@ class ResultsFile:
 
     def rewrite(self, records: list[Record]) -> None:
         """Replace the file's content with ``records``, atomically."""
-        header = CSV_HEADER if self.format == "csv" else ""
+        header = self.header if self.format == "csv" else ""
         self.file.replace(header + "".join(self._line(record) for record in records))
 
     def _line(self, record: Record) -> str:
@@ -114,17 +128,39 @@ class ResultsFile:
         if "\n" in row["path"] or "\r" in row["path"]:
             raise ValueError(f"a path with a line break cannot be a CSV record, write JSONL: {row['path']!r}")
         buffer = io.StringIO()
-        csv.DictWriter(buffer, CSV_FIELDS, lineterminator="\n").writerow(row)
+        if not self.per_face:
+            csv.DictWriter(buffer, CSV_FIELDS, lineterminator="\n").writerow(row)
+            return buffer.getvalue()
+        writer = csv.DictWriter(buffer, CSV_FIELDS + FACE_FIELDS, lineterminator="\n")
+        for face in record.faces or [{}]:
+            box = face.get("box") or [None] * 4
+            writer.writerow(row | dict(zip(FACE_FIELDS, [face.get("frame"), *box, face.get("track"),
+                                                         face.get("score")], strict=True)))
         return buffer.getvalue()
 
-    def _read(self) -> list[Record]:
+    def _read(self) -> tuple[list[Record], bool]:
+        """The records, and whether every input's rows were all there."""
         if self.format == "jsonl":
             lines = self.path.read_text().splitlines()
             # keys of older versions (a stored ``flagged``) are dropped: a record is what this version writes
             return [Record(**{k: v for k, v in json.loads(line).items() if k in FIELDS})
-                    for line in lines if line.strip()]
+                    for line in lines if line.strip()], True
         with self.path.open(newline="") as handle:
-            return [self._from_csv_row(row) for row in csv.DictReader(handle)]
+            rows = list(csv.DictReader(handle))
+        if not rows or "face_frame" not in rows[0]:
+            return [self._from_csv_row(row) for row in rows], True
+        grouped: dict[tuple[str, str], list[dict[str, str]]] = {}
+        for row in rows:  # one row per face: an input's rows follow each other
+            grouped.setdefault((row["path"], row["sha256"]), []).append(row)
+        records = [self._from_face_rows(group) for group in grouped.values()]
+        whole = [r for r in records if len(r.faces or []) == (r.face_count or 0)]
+        return whole, len(whole) == len(records)
+
+    def _from_face_rows(self, rows: list[dict[str, str]]) -> Record:
+        record = self._from_csv_row(rows[0])
+        faces = [{"frame": int(r["face_frame"]), "box": [float(r[f"face_{k}"]) for k in ("x0", "y0", "x1", "y1")],
+                  "track": int(r["face_track"]), "score": float(r["face_score"])} for r in rows if r["face_frame"]]
+        return replace(record, faces=faces)
 
     @staticmethod
     def _from_csv_row(row: dict[str, str]) -> Record:

@@ -1,8 +1,9 @@
 """The one crash-safe append-only text file: batch scoring's results and ``dfguard prepare``'s manifest use it.
 
-Each line is written with a single ``write`` to a descriptor opened with ``O_APPEND``, then ``fsync``-ed. A crash
-can only leave a torn last line; ``repair`` cuts it off (that item is done again), so a rerun sees every finished
-line exactly once.
+Each item (a line, or a few lines that belong together) is written with a single ``write`` to a descriptor opened
+with ``O_APPEND``, then ``fsync``-ed. A crash can only leave a torn last line; ``repair`` cuts it off (that item
+is done again; a reader of several-line items checks that the last item is whole), so a rerun sees every
+finished line exactly once.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ class AppendOnlyFile:
             return len(data) - keep
 
     def append(self, line: str) -> None:
-        """Write one line (it must end with its only newline) in one write, and flush it to disk."""
-        if not line.endswith("\n") or "\n" in line[:-1]:
-            raise ValueError("append takes exactly one line, ending with a newline")
+        """Write whole lines (the text must end with a newline) in one write, and flush them to disk."""
+        if not line.endswith("\n"):
+            raise ValueError("append takes whole lines, ending with a newline")
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(descriptor, line.encode())

@@ -335,7 +335,10 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", type=Path, help="with --local: the serving_spec.json (or repository) exported "
                         "from that checkpoint, for its verdict thresholds")
     parser.add_argument("--out", type=Path, required=True, help="results.jsonl or results.csv: one record per "
-                        "input; a rerun skips inputs already in it")
+                        "input (JSONL: every face and track nested; CSV: the top track); a rerun skips inputs "
+                        "already in it")
+    parser.add_argument("--per-face", action="store_true", help="CSV: one row per face (frame, box, track, score), "
+                        "the input's columns repeated")
     parser.add_argument("--concurrency", "-n", type=int, default=4, help="requests in flight")
     parser.add_argument("--num-frames", type=int, default=None, help="frames per video (server default 32)")
     parser.add_argument("--flag-at", type=float, default=0.5, help="score at or above which an input is flagged "
@@ -350,8 +353,8 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra gRPC metadata on every call, e.g. authorization='Bearer ...' (repeatable)")
     parser.add_argument("--retry-errors", action="store_true",
                         help="score again the inputs whose record is an error (it is replaced, not duplicated)")
-    parser.add_argument("--plots", type=Path, metavar="DIR", help="write a per-frame score timeline of each video "
-                        "and a histogram of the video scores into DIR")
+    parser.add_argument("--plots", type=Path, metavar="DIR", help="write a timeline of each track's scores with a "
+                        "contact sheet of its faces for each input, and a histogram of the video scores, into DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -378,7 +381,7 @@ def run_score(args: argparse.Namespace) -> int:
                                 headers=dict(h.split("=", 1) for h in args.header))
         scorer = RemoteScorer(connection, args.num_frames)
     summary = score_files(paths, scorer, args.out, concurrency=args.concurrency, flag_at=args.flag_at,
-                          retry_errors=args.retry_errors, progress=not args.no_progress)
+                          retry_errors=args.retry_errors, progress=not args.no_progress, per_face=args.per_face)
     print(summary.text(args.out))
     if args.plots:
         written = plot_results(args.out, args.plots, flag_at=args.flag_at, progress=not args.no_progress)

@@ -1,4 +1,5 @@
-"""Pictures a person would rather look at than read: DCT maps (more plots land with training and scoring)."""
+"""Pictures a person would rather look at than read: DCT maps, face boxes and crops, per-track score timelines with
+contact sheets of each track's faces, score histograms."""
 
 from __future__ import annotations
 
@@ -79,26 +80,73 @@ def plot_faces(image: np.ndarray, out: Path, *, title: str = "", detections: lis
     return len(detections)
 
 
-def plot_frame_timeline(frame_index: list[int], frame_scores: list[float | None], out: Path, *, title: str = "",
-                        flag_at: float = 0.5, verdict: str = "", video_score: float | None = None) -> Path:
-    """Save a PNG of a video's per-frame P(fake) along its frame indices: the threshold as a line, frames without
-    a face as grey bands, the video score as a dashed line."""
+def track_crops(frames: dict[int, np.ndarray], faces: list[dict], per_track: int = 8, size: int = 96
+                ) -> dict[int, list[tuple[np.ndarray, dict]]]:
+    """Up to ``per_track`` face crops of each track (spread over its faces), cut from ``frames`` (video frame
+    number → RGB frame) around each face's box as the models see them (square, margin 1.3): track → (crop, face)."""
+    from dfguard.faces.crops import cut_square, square_around
+
+    by_track: dict[int, list[dict]] = {}
+    for face in faces:
+        by_track.setdefault(face["track"], []).append(face)
+    sheet = {}
+    for track, members in sorted(by_track.items()):
+        chosen = [members[k] for k in np.unique(np.linspace(0, len(members) - 1, per_track).round().astype(int))]
+        row = []
+        for face in chosen:
+            frame = frames[face["frame"]]
+            x0, y0, x1, y1 = face["box"]
+            square = square_around(np.array([(x0 + x1) / 2, (y0 + y1) / 2], np.float32),
+                                   1.3 * max(x1 - x0, y1 - y0), *frame.shape[:2])
+            row.append((cut_square(frame, square, size).transpose(1, 2, 0), face))
+        sheet[track] = row
+    return sheet
+
+
+def plot_tracks(frame_index: list[int], frame_scores: list[float | None], out: Path, *, faces: list[dict] | None = None,
+                tracks: list[dict] | None = None, crops: dict[int, list[tuple[np.ndarray, dict]]] | None = None,
+                title: str = "", flag_at: float = 0.5, verdict: str = "", video_score: float | None = None) -> Path:
+    """Save a PNG of a video's scores: a timeline of P(fake) along its frames, one line per track (or the frame
+    scores when the faces are not known), frames without a face as grey bands, the threshold and the video score
+    as lines; below it, with ``crops`` (``track_crops``), a contact sheet: a row of each track's faces."""
     from matplotlib.figure import Figure
 
     index = np.asarray(frame_index, float)
     scores = np.array([np.nan if s is None else s for s in frame_scores], float)
-    fig = Figure(figsize=(8, 3), layout="constrained")
-    ax = fig.subplots()
+    rows = len(crops or {})
+    columns = max((len(row) for row in (crops or {}).values()), default=0)
+    fig = Figure(figsize=(max(8.0, 1.1 * columns + 1.6), 3 + 1.15 * rows), layout="constrained")
+    grid = fig.add_gridspec(1 + rows, max(columns, 1), height_ratios=[2.6] + [1] * rows)
+    ax = fig.add_subplot(grid[0, :])
     step = float(np.median(np.diff(index))) if len(index) > 1 else 1.0
     for k in np.flatnonzero(np.isnan(scores)):
         ax.axvspan(index[k] - step / 2, index[k] + step / 2, color="0.85", linewidth=0)
-    ax.plot(index, scores, "o-", color="tab:red", markersize=3, label="frame P(fake)")
+    colours = [f"C{k % 10}" for k in range(10)]
+    if faces and tracks:
+        for track in tracks:
+            own = sorted((f["frame"], f["score"]) for f in faces if f["track"] == track["id"])
+            ax.plot(*zip(*own, strict=True), "o-", color=colours[track["id"] % 10], markersize=3,
+                    label=f"track {track['id']}: {track['score']:.3f} ({track['faces']} faces)")
+    else:
+        ax.plot(index, scores, "o-", color="tab:red", markersize=3, label="frame P(fake)")
     ax.axhline(flag_at, color="0.3", linewidth=1, label=f"flagged at {flag_at:g}")
     if video_score is not None:
         ax.axhline(video_score, color="tab:red", linestyle="--", linewidth=1, label=f"video {video_score:.3f}")
     ax.set(ylim=(-0.02, 1.02), xlabel="frame", ylabel="P(fake)",
            title=" — ".join(filter(None, [title, verdict])) + ("" if np.isfinite(scores).any() else " (no face)"))
     ax.legend(loc="best", fontsize=8)
+    for r, (track, row) in enumerate(sorted((crops or {}).items())):
+        for c, (crop, face) in enumerate(row):
+            cell = fig.add_subplot(grid[1 + r, c])
+            cell.imshow(crop)
+            cell.set_xticks([])
+            cell.set_yticks([])
+            for spine in cell.spines.values():
+                spine.set_color(colours[track % 10])
+                spine.set_linewidth(2)
+            cell.set_title(f"frame {face['frame']}: {face['score']:.2f}", fontsize=7)
+            if c == 0:
+                cell.set_ylabel(f"track {track}", fontsize=8)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     return out

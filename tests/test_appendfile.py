@@ -18,11 +18,13 @@ def test_a_torn_last_line_is_cut_and_whole_lines_stay(tmp_path):
     assert log.path.read_text().splitlines() == ['{"a": 1}', '{"c": 3}']
 
 
-@pytest.mark.parametrize("line", ["no newline", "two\nlines\n", ""])
-def test_only_one_whole_line_is_appended(tmp_path, line):
+@pytest.mark.parametrize("line", ["no newline", "one\nand a half", ""])
+def test_only_whole_lines_are_appended(tmp_path, line):
     log = AppendOnlyFile(tmp_path / "log.txt")
-    with pytest.raises(ValueError, match="exactly one line"):
+    with pytest.raises(ValueError, match="whole lines"):
         log.append(line)
+    log.append("two\nlines\n")  # the rows of one item, in one write
+    assert log.path.read_text() == "two\nlines\n"
 
 
 def test_replace_swaps_the_content_at_once(tmp_path):

@@ -40,13 +40,22 @@ def test_sync_and_async_clients_equal_the_in_process_pipeline(served, trained, t
 
     concurrent = asyncio.run(score_all())
     for record, sync, parallel in zip(test_videos, remote, concurrent, strict=True):
-        expected, indices = local.score(record.path, 6)
+        local_result = local.score(record.path, 6)
+        expected, faces = local_result.scores, local_result.faces
         for result in (sync, parallel):
             assert (result.model, result.model_version, result.attempts) == ("deepfake_video", "1", 1)
             assert abs(result.score - expected.video_score) < 1e-3 and result.verdict == expected.verdict
-            np.testing.assert_array_equal(result.frame_index, indices)
+            np.testing.assert_array_equal(result.frame_index, local_result.frame_index)
             np.testing.assert_allclose(result.frame_scores, expected.frame_scores, atol=1e-3)
-            assert result.faces == int(np.count_nonzero(~np.isnan(expected.frame_scores)))
+            assert [f.frame for f in result.faces] == local_result.frame_index[faces.frame].tolist()
+            assert [f.track for f in result.faces] == faces.track.tolist()
+            np.testing.assert_allclose([f.box for f in result.faces], faces.boxes.reshape(-1, 4), atol=0.05)
+            np.testing.assert_allclose([f.score for f in result.faces], expected.face_scores, atol=1e-3)
+            np.testing.assert_allclose([t.score for t in result.tracks], expected.track_scores, atol=1e-3)
+            assert [t.faces for t in result.tracks] == np.bincount(faces.track).tolist()
+            assert all(t.first_frame <= t.last_frame for t in result.tracks)
+            if result.tracks:
+                assert result.top_track.score == pytest.approx(max(t.score for t in result.tracks))
 
 
 def test_invalid_argument_is_not_retried(served):

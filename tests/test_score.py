@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from dfguard.client.inputs import collect_inputs
-from dfguard.client.results import CSV_HEADER, Record, ResultsFile
+from dfguard.client.results import CSV_FIELDS, CSV_HEADER, Record, ResultsFile
 from dfguard.pipeline import LocalDetector
 from dfguard.train.datasets import load_csv
 from dfguard.video import read_frames
@@ -72,10 +72,12 @@ def test_records_for_every_input_in_jsonl_and_csv_equal_in_process_scores(served
         if out.suffix == ".csv":
             with out.open(newline="") as handle:
                 rows = list(csv.DictReader(handle))
-            assert set(rows[0]) == set(ResultsFile(out).open()[0].__dataclass_fields__)
+            assert list(rows[0]) == CSV_FIELDS  # one row per input: the top track, not the lists of faces
+            assert all(r["top_track_score"] == "" or float(r["top_track_score"]) >= 0 for r in rows)
         records = ResultsFile(out).open()
         assert sorted(r.path for r in records) == sorted(map(str, inputs))
     by_path = {Path(r.path).name: r for r in records}
+    jsonl = {Path(r["path"]).name: r for r in read_jsonl(tmp_path / "results.jsonl")}
     broken = by_path["broken.mp4"]
     assert broken.status == "error" and "INVALID_ARGUMENT" in broken.error and "not a readable" in broken.error
     local = LocalDetector(trained / "best.pt")
@@ -84,11 +86,15 @@ def test_records_for_every_input_in_jsonl_and_csv_equal_in_process_scores(served
         if path.suffix == ".png":
             expected = local.score_image(path)
         elif path.name != "broken.mp4":
-            expected, indices = local.score(path, 6)
-            assert record.frame_index == indices.tolist()
+            expected = local.score(path, 6)
+            assert record.frame_index == expected.frame_index.tolist()
         else:
             continue
+        faces, expected = expected.faces, expected.scores
         assert record.status == ("no_face" if np.isnan(expected.video_score) else "ok")
+        assert record.face_count == len(faces) == len(jsonl[path.name]["faces"])
+        assert [f["track"] for f in jsonl[path.name]["faces"]] == faces.track.tolist()
+        np.testing.assert_allclose([t["score"] for t in jsonl[path.name]["tracks"]], expected.track_scores, atol=1e-3)
         assert record.verdict == expected.verdict
         assert abs(record.score - expected.video_score) < 1e-3
         assert record.is_flagged(0.5) == (record.score >= 0.5)
@@ -152,8 +158,9 @@ def test_local_scoring_needs_no_server_and_draws_timelines(trained, inbox, tmp_p
                  "--plots", str(tmp_path / "plots"))
     assert done.returncode == 0, done.stderr
     (record,) = read_jsonl(out)
-    expected, _ = LocalDetector(trained / "best.pt").score(video, 6)
+    expected = LocalDetector(trained / "best.pt").score(video, 6).scores
     assert record["model"] == "local:best.pt" and abs(record["score"] - expected.video_score) < 1e-6
+    assert [t["score"] for t in record["tracks"]] == pytest.approx(expected.track_scores.tolist(), abs=1e-6)
     timeline = tmp_path / "plots" / f"00-{hashlib.sha256(record['path'].encode()).hexdigest()[:8]}.png"
     for picture in (timeline, tmp_path / "plots" / "scores.png"):
         with Image.open(picture) as image:
@@ -166,11 +173,15 @@ def test_results_file_round_trips_records_with_missing_values(tmp_path):
         results = ResultsFile(tmp_path / name)
         assert results.open() == []
         results.append(record)
-        results.append(Record("x.mp4", "11", "video", "ok", score=0.25, verdict="real", faces=2,
-                              frame_index=[0, 5], frame_scores=[0.25, None]))
+        track = {"id": 0, "score": 0.25, "faces": 1, "first_frame": 0, "last_frame": 0}
+        results.append(Record("x.mp4", "11", "video", "ok", score=0.25, verdict="real", face_count=1,
+                              frame_index=[0, 5], frame_scores=[0.25, None], tracks=[track],
+                              faces=[{"frame": 0, "box": [1.0, 2.0, 30.0, 40.0], "track": 0, "score": 0.25}]))
         first, second = ResultsFile(tmp_path / name).open()
         assert first.path == "a b,c.mp4" and first.attempts == 2 and "line one" in first.error
         assert second.frame_scores == [0.25, None] and not second.is_flagged(0.5) and second.score == 0.25
+        assert second.top_track == track and second.face_count == 1
+        assert (second.faces is None) == name.endswith(".csv")  # a CSV row keeps the top track only
         assert len((tmp_path / name).read_text().splitlines()) == 2 + (name.endswith(".csv"))
 
 
@@ -190,3 +201,25 @@ def test_results_of_an_older_version_still_resume(tmp_path):
     results.append(Record("c.mp4", "cc", "video", "error", error="refused"))
     assert [r.path for r in ResultsFile(tmp_path / "old.csv").open()] == ["b.mp4", "c.mp4"]
     assert (tmp_path / "old.csv").read_text().splitlines()[0] == CSV_HEADER.strip()
+
+
+def test_a_csv_with_a_row_per_face_round_trips_and_redoes_a_torn_input(tmp_path):
+    faces = [{"frame": k, "box": [1.0 + k, 2.0, 30.0, 40.0], "track": k % 2, "score": 0.1 * k} for k in range(3)]
+    tracks = [{"id": 0, "score": 0.1, "faces": 2, "first_frame": 0, "last_frame": 2},
+              {"id": 1, "score": 0.1, "faces": 1, "first_frame": 1, "last_frame": 1}]
+    people = Record("p.mp4", "aa", "video", "ok", score=0.1, verdict="real", face_count=3, faces=faces, tracks=tracks)
+    nobody = Record("n.mp4", "bb", "video", "no_face", verdict="no_face", face_count=0, faces=[], tracks=[])
+    path = tmp_path / "faces.csv"
+    results = ResultsFile(path, per_face=True)
+    results.open()
+    results.append(people)
+    results.append(nobody)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 + 3 + 1 and lines[0].endswith("face_track,face_score")
+    read = ResultsFile(path).open()  # the file keeps its layout: rows per face, without asking again
+    assert [r.faces for r in read] == [faces, []] and read[0].top_track["id"] in (0, 1)
+    path.write_text("\n".join(lines[:3]) + "\n")  # a crash after two of the three rows of p.mp4
+    assert ResultsFile(path, per_face=True).open() == []  # p.mp4 is scored again, not kept with a face missing
+    assert path.read_text().splitlines() == lines[:1]
+    with pytest.raises(ValueError, match="CSV layout"):
+        ResultsFile(tmp_path / "x.jsonl", per_face=True)
