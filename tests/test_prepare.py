@@ -86,3 +86,28 @@ def test_cli_synth_then_prepare(tmp_path):
     assert prepared.returncode == 0, prepared.stderr
     assert "4 videos" in prepared.stdout and "4 ok" in prepared.stdout
     assert len(read_manifest(tmp_path / "crops")) == 4
+
+
+def test_all_faces_keeps_every_person_with_their_track(tmp_path):
+    from dfguard.train.scenes import make_people_video
+
+    spec = VideoSpec(width=640, height=360, frames=20, keyframe_interval=10)
+    video = make_people_video(tmp_path / "two.mp4", spec, np.random.default_rng(3), people=2, family="nearest",
+                              min_face_px=80)
+    record = VideoRecord(video.path, 1, "test", "nearest", "two.mp4")
+    for faces, expected in (("largest", 4), ("all", 8)):
+        (prepared,) = prepare_dataset([record], tmp_path / faces, frames=4, config=CONFIG, progress=False,
+                                      faces=faces)
+        assert prepared.status == "ok" and prepared.faces == expected
+        with np.load(tmp_path / faces / prepared.crops) as crops:
+            assert crops["faces"].shape == (expected, 3, 128, 128)
+            assert np.bincount(crops["face_frame"]).tolist() == [expected // 4] * 4
+            tracks = crops["face_track"]
+            assert crops["track_counts"].tolist() == [True, True]  # both people found in every frame
+            if faces == "all":
+                assert sorted(np.bincount(tracks).tolist()) == [4, 4]  # one track per person
+                for track in (0, 1):  # a track stays on one person: its boxes move by the camera's pan only
+                    boxes = crops["face_box"][tracks == track]
+                    assert np.abs(boxes - boxes[0]).max() < 130
+    with pytest.raises(ValueError, match="faces must be one of"):
+        prepare_dataset([record], tmp_path / "x", frames=2, config=CONFIG, progress=False, faces="most")

@@ -57,7 +57,8 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """AUC, EER, AP and accuracy at 0.5 (NaN where a class is missing)."""
     if len(set(labels.tolist())) < 2:
         nan = float("nan")
-        return {"auc": nan, "eer": nan, "ap": nan, "acc": float(((scores >= 0.5) == labels).mean()), "n": len(labels)}
+        accuracy = float(((scores >= 0.5) == labels).mean()) if len(labels) else nan
+        return {"auc": nan, "eer": nan, "ap": nan, "acc": accuracy, "n": len(labels)}
     return {"auc": float(roc_auc_score(labels, scores)), "eer": equal_error_rate(labels, scores),
             "ap": float(average_precision_score(labels, scores)), "acc": float(((scores >= 0.5) == labels).mean()),
             "n": len(labels)}
