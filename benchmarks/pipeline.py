@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     body = (table(rows) + f"\n\n{len(videos)} {what} scored {args.rounds}× by each pipeline, "
             f"{args.num_frames} frames sampled per video, the `tiny` preset (128-px crops), {os.cpu_count()} cores. "
             f"(b)/(a) = {rows[1].videos_per_second / rows[0].videos_per_second:.2f}×, best (c)/(a) = "
-            f"{best.videos_per_second / rows[0].videos_per_second:.2f}× at {best.concurrency} in flight.")
+            f"{best.videos_per_second / rows[0].videos_per_second:.2f}× at {best.concurrency} in flight. "
+            "Not the same work: (a) looks for the largest face of each frame with short-range BlazeFace on the "
+            "whole frame; (b) and (c) for every face of 48 px and up with full range on the frame and its tiles, "
+            "tracked (faces/s counts the faces each scored).")
     print(body)
     if not args.no_write:
         key, title = ("pipeline-cpu-hd", "Pipeline on HD uploads (CPU)") if args.hd else (

@@ -68,7 +68,7 @@ def plot_faces(image: np.ndarray, out: Path, *, title: str = "", detections: lis
     face_ax.imshow(crops.faces[0].transpose(1, 2, 0))
     if crops.found[0]:
         face_ax.scatter(*crops.keypoints[0].T, c=range(len(KEYPOINT_NAMES)), cmap="tab10", s=18, vmin=0, vmax=9)
-    face_ax.set_title("face crop (FACES)" if crops.found[0] else "no face (FACE_FOUND false)")
+    face_ax.set_title("face crop (FACES)" if crops.found[0] else "no face")
     for k, name in enumerate(PART_NAMES):
         ax = fig.add_subplot(grid[k // 2, 2 + k % 2])
         ax.imshow(crops.parts[0, k].transpose(1, 2, 0))

@@ -53,7 +53,7 @@ def imported_modules(code: str, blocked: tuple[str, ...] = ()) -> set[str]:
 def test_serving_steps_load_no_torch():
     code = ("import dfguard.serving.steps, dfguard.video, dfguard.image, dfguard.inference.spec, "
             "dfguard.inference.features, dfguard.scoring\n"
-            "from dfguard.faces.detect import detector_input\nfrom dfguard.faces.crops import crop_step")
+            "import dfguard.faces.search, dfguard.faces.crops")
     assert imported_modules(code).isdisjoint({"torch", "timm", "mediapipe", "matplotlib", "sklearn"})
 
 

@@ -10,9 +10,17 @@ from photos import astronaut, grace_hopper, no_face_photos
 from PIL import Image
 
 from dfguard.faces.blazeface import load_blazeface, state_dict_from_tflite
-from dfguard.faces.crops import crop_step, extract_faces, flip_horizontal
-from dfguard.faces.detect import Detection, detect_faces, detect_faces_batch, detector_input, run_detector
-from dfguard.faces.settings import CropConfig
+from dfguard.faces.crops import crop_faces, crop_frames, extract_faces, flip_horizontal
+from dfguard.faces.detect import (
+    Detection,
+    detect_faces,
+    detect_faces_batch,
+    detections_from_outputs,
+    detector_input,
+    run_detector,
+)
+from dfguard.faces.search import find_faces
+from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
 from dfguard.faces.weights import DETECTORS, SHORT_RANGE, DetectorKind, tflite_path
 
 
@@ -180,12 +188,15 @@ def test_pytorch_and_the_default_onnx_runtime_engine_agree():
         assert np.abs(ours - reference).max() < 1e-4
 
 
-def test_crop_step_from_raw_outputs_equals_extract_faces():
+def test_crops_of_every_face_equal_the_largest_face_crops_where_both_cut_the_same_face():
     frames = [grace_hopper(), astronaut()]
-    regressors, scores = run_detector(detector_input(frames))
-    a, b = crop_step(frames, regressors, scores), extract_faces(frames)
-    for field in ("faces", "parts", "found"):
-        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    found = find_faces(frames, DetectorConfig(name=SHORT_RANGE.name), TrackConfig(), run_detector, batch=8)
+    every, largest = crop_faces(frames, found), crop_frames(frames, [[d] for d in found.detections])
+    assert len(found) == 2 and found.frame.tolist() == [0, 1]
+    for field in ("faces", "parts", "keypoints", "boxes"):
+        np.testing.assert_array_equal(getattr(every, field), getattr(largest, field))
+    padded = crop_faces(frames, found.largest_per_frame(), rows=4)
+    assert padded.found.tolist() == [True, True, False, False] and not padded.faces[2:].any()
 
 
 def test_flip_horizontal_mirrors_and_swaps_and_is_its_own_inverse():
@@ -265,9 +276,10 @@ def test_onnx_export_equals_pytorch_on_real_frames(tmp_path):
     expected_regressors, expected_scores = run_detector(batch, load_blazeface())  # PyTorch eager
     assert np.abs(regressors - expected_regressors).max() < 1e-4
     assert np.abs(scores - expected_scores).max() < 1e-4
-    # the crops from ONNX outputs are the crops from PyTorch outputs
-    from_onnx = crop_step(frames, regressors, scores)
-    np.testing.assert_array_equal(from_onnx.found, extract_faces(frames).found)
+    # the faces found from ONNX outputs are the faces found from PyTorch outputs
+    sizes = [frame.shape[:2] for frame in frames]
+    from_onnx = [len(found) for found in detections_from_outputs(regressors, scores, sizes)]
+    assert from_onnx == [len(f) for f in detections_from_outputs(expected_regressors, expected_scores, sizes)]
 
 
 def test_onnx_export_fails_loudly_on_mismatch(tmp_path):

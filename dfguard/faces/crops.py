@@ -1,10 +1,11 @@
 """The crops both papers use, computed by one function for training and serving alike.
 
-``crop_step`` is exactly the ensemble's ``face_crop`` step: frames + raw BlazeFace outputs → ``FACES``,
-``PARTS``, ``FACE_FOUND`` (plus keypoints and boxes, which training keeps). ``extract_faces`` runs the detector
-and then ``crop_step``, so a model trained on its crops sees at serving time exactly what it was trained on.
+``crop_faces`` cuts every face ``dfguard.faces.search.find_faces`` found, one row each: the ensemble's
+``face_finder`` step, the in-process pipeline and ``dfguard prepare`` call both, so a model trained on its crops
+sees at serving time exactly what it was trained on. ``crop_frames`` cuts the largest face of each frame (with a
+``found`` flag per frame), and ``extract_faces`` is the single short-range pass that feeds it.
 
-* Face: the largest detected face of each frame; a square around its box centre with side
+* Face: a square around the detection's box centre with side
   ``margin × max(box width, box height)``, moved inside the frame where it fits and padded with black where it
   does not, resized to ``size × size``.
 * Parts (CDNet): right eye, left eye, nose tip and mouth centre (the person's right/left), each a square of side
@@ -134,18 +135,14 @@ def crop_faces(frames: Sequence[np.ndarray], found: FoundFaces, config: CropConf
     return crops
 
 
-def crop_step(frames: Sequence[np.ndarray], regressors: np.ndarray, scores: np.ndarray,
-              config: CropConfig = CropConfig()) -> FaceCrops:
-    """The ensemble's ``face_crop`` step: frames and raw BlazeFace outputs → crops."""
-    sizes = [frame.shape[:2] for frame in frames]
-    return crop_frames(frames, detections_from_outputs(regressors, scores, sizes, config.min_score), config)
-
-
 def extract_faces(frames: Sequence[np.ndarray], config: CropConfig = CropConfig(),
                   detector: BlazeFace | None = None) -> FaceCrops:
-    """Detect (one batched network call) and crop: what training and the in-process pipeline use."""
+    """The largest face of each frame, found by short-range BlazeFace on the letterboxed frame (one batched
+    network call) and cropped: the CDNet paper's single pass, which the detector benchmark and export's parity
+    crops use. Serving, the pipeline and ``prepare`` find every face with ``dfguard.faces.search.find_faces``."""
     regressors, scores = run_detector(detector_input(frames), detector)
-    return crop_step(frames, regressors, scores, config)
+    sizes = [frame.shape[:2] for frame in frames]
+    return crop_frames(frames, detections_from_outputs(regressors, scores, sizes, config.min_score), config)
 
 
 def flip_horizontal(crops: FaceCrops) -> FaceCrops:

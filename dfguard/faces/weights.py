@@ -45,7 +45,7 @@ DETECTORS = {kind.name: kind for kind in (
     DetectorKind("blazeface_full_range", "face_detection_full_range_sparse.tflite", 192, ((48, 1),), 16),
 )}
 SHORT_RANGE = DETECTORS["blazeface_short_range"]
-INPUT_SIZE = SHORT_RANGE.input_size  # the ensemble's DETECTOR_INPUT side
+INPUT_SIZE = SHORT_RANGE.input_size  # the single-pass letterbox side (extract_faces, detect_faces)
 
 
 def detector_kind(name: str) -> DetectorKind:

@@ -282,7 +282,7 @@ class DctHighpass:
             return tensor.as_numpy()
         import cupy
 
-        if tensor.is_cpu():  # face_crop runs on the CPU: its crops arrive in host memory
+        if tensor.is_cpu():  # face_finder runs on the CPU: its crops arrive in host memory
             return cupy.asarray(tensor.as_numpy())
         return cupy.from_dlpack(tensor.to_dlpack())  # already on the device: shared, not copied
 
