@@ -48,12 +48,13 @@ class FoundFaces:
 
 
 def find_faces_many(videos: Sequence[Sequence[np.ndarray]], detector: DetectorConfig, tracks: TrackConfig,
-                    run: DetectorRun, batch: int = 64) -> list[FoundFaces]:
-    """``find_faces`` for several videos, their windows sent to ``run`` together (``batch`` at a time)."""
+                    run: DetectorRun, batch: int = 64, workers: int = 1) -> list[FoundFaces]:
+    """``find_faces`` for several videos, their windows sent to ``run`` together (``batch`` at a time, from
+    ``workers`` threads)."""
     kind = detector_kind(detector.name)
     frames = [frame for video in videos for frame in video]
     found = detect_in_windows(frames, kind, run, min_face_px=detector.min_face_px, min_score=detector.min_score,
-                              batch=batch)
+                              batch=batch, workers=workers)
     results, start = [], 0
     for video in videos:
         results.append(link_faces(video, found[start:start + len(video)], tracks))

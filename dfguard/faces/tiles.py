@@ -2,17 +2,19 @@
 
 A detector sees its input square (192 px for full range); letterboxed, a 48 px face of a 4K frame shrinks to
 2 px there and is lost. ``tile_windows`` plans square windows level by level: level 0 is the whole frame (the
-letterbox mediapipe uses), each next level halves the window side, with windows every half side, until a face of
-``min_face_px`` fills at least ``smallest_face`` input pixels. A face of side at most half a window lies wholly
-inside some window of that level (windows overlap by half), and each level finds faces from ``smallest_face``
-input pixels up to half its window, so together the levels cover every size from ``min_face_px`` up. Detections
-cut by a window's edge inside the frame are dropped (the face is whole in a neighbouring window), the rest are
-mapped back to frame pixels and merged across windows and levels by weighted NMS: one face, one box.
+letterbox mediapipe uses), each next level halves the window side, until a face of ``min_face_px`` fills at least
+``smallest_face`` input pixels. A level finds faces from ``m`` = ``smallest_face`` input pixels up; the next
+coarser level finds them from ``2m`` up, so a level only has to find faces up to ``2m`` itself, and its windows
+overlap by ``SPAN`` · ``m`` (at most half a side): a face that small lies wholly inside one of them. Together the
+levels cover every size from ``min_face_px`` up. Detections cut by a window's edge inside the frame are dropped
+(the face is whole in a neighbouring window), the rest are mapped back to frame pixels and merged across windows
+and levels by weighted NMS: one face, one box.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,9 @@ from .settings import MIN_FACE_PX, TILED_MIN_SCORE
 from .weights import DetectorKind
 
 EDGE = 0.02  # a box within this fraction of a window side from an inner window edge counts as cut by it
+# Windows of a level overlap by SPAN of the smallest face it finds: twice that (where the coarser level takes
+# over), a quarter more for detected boxes larger than the face (sizes vary ±20 %).
+SPAN = 2.5
 SMALLER = 0.6  # boxes under this fraction of min_face_px are below what was asked for (detected sizes vary ±20 %)
 INSIDE = 0.5  # a box with this much of its area inside a box 1.5× its side is a part of that face, not a face
 
@@ -42,12 +47,12 @@ class Window:
         return Letterbox(scale, -self.x0 * scale, -self.y0 * scale, size)
 
 
-def window_positions(length: float, side: float) -> list[float]:
-    """Starts of windows of ``side`` every half side along ``length``, the last flush with the end (one window,
-    centred, when ``side`` covers ``length``)."""
+def window_positions(length: float, side: float, overlap: float) -> list[float]:
+    """Starts of windows of ``side`` along ``length``, consecutive ones sharing ``overlap`` pixels, the last flush
+    with the end (one window, centred, when ``side`` covers ``length``)."""
     if side >= length:
         return [(length - side) / 2]
-    starts = list(np.arange(0.0, length - side, side / 2))
+    starts = list(np.arange(0.0, length - side, side - overlap))
     return [*starts, length - side] if length - side - starts[-1] > 1e-6 else starts
 
 
@@ -60,8 +65,9 @@ def tile_windows(height: int, width: int, kind: DetectorKind, min_face_px: float
     level = 0
     while min_face_px * kind.input_size / side < kind.smallest_face:
         side, level = side / 2, level + 1
-        windows += [Window(x, y, side, level) for y in window_positions(height, side)
-                    for x in window_positions(width, side)]
+        overlap = min(side / 2, SPAN * kind.smallest_face * side / kind.input_size)
+        windows += [Window(x, y, side, level) for y in window_positions(height, side, overlap)
+                    for x in window_positions(width, side, overlap)]
     return windows
 
 
@@ -82,22 +88,20 @@ def cut_by_inner_edge(boxes: np.ndarray, window: Window, height: int, width: int
     return left | top | right | bottom
 
 
-def merge_windows(outputs: Sequence[tuple[Window, np.ndarray, np.ndarray]], height: int, width: int,
-                  kind: DetectorKind, min_face_px: float = MIN_FACE_PX, min_score: float = TILED_MIN_SCORE
-                  ) -> list[Detection]:
-    """One frame's detections from the raw outputs ``(window, regressors, scores)`` of its windows: decoded,
-    mapped to frame pixels, cut ones dropped, merged by weighted NMS, parts of larger faces and faces well under
-    ``min_face_px`` dropped; best first."""
-    boxes, keypoints, scores = [], [], []
-    for window, regressors, window_scores in outputs:
-        raw = window.mapping(kind.input_size).to_frame(decode(regressors, window_scores, min_score,
-                                                              kind.anchor_grids))
-        keep = ~cut_by_inner_edge(raw.boxes, window, height, width)  # level 0: every edge is the frame's
-        boxes.append(raw.boxes[keep])
-        keypoints.append(raw.keypoints[keep])
-        scores.append(raw.scores[keep])
-    merged = weighted_nms(RawDetections(np.concatenate(boxes), np.concatenate(keypoints), np.concatenate(scores)),
-                          NMS_IOU)
+def window_candidates(window: Window, regressors: np.ndarray, scores: np.ndarray, height: int, width: int,
+                      kind: DetectorKind, min_score: float = TILED_MIN_SCORE) -> RawDetections:
+    """One window's raw detector outputs decoded, in frame pixels, without the boxes its inner edges cut (on level
+    0 every edge is the frame's)."""
+    raw = window.mapping(kind.input_size).to_frame(decode(regressors, scores, min_score, kind.anchor_grids))
+    keep = ~cut_by_inner_edge(raw.boxes, window, height, width)
+    return RawDetections(raw.boxes[keep], raw.keypoints[keep], raw.scores[keep])
+
+
+def merge_candidates(candidates: Sequence[RawDetections], min_face_px: float = MIN_FACE_PX) -> list[Detection]:
+    """One frame's detections from its windows' candidates: merged by weighted NMS, parts of larger faces and
+    faces well under ``min_face_px`` dropped; best first."""
+    merged = weighted_nms(RawDetections(*(np.concatenate([getattr(c, name) for c in candidates])
+                                          for name in ("boxes", "keypoints", "scores"))), NMS_IOU)
     keep = ~parts_of_larger_faces(merged.boxes) & (merged.boxes[:, 3] - merged.boxes[:, 1] >= SMALLER * min_face_px)
     return as_detections(RawDetections(merged.boxes[keep], merged.keypoints[keep], merged.scores[keep]))
 
@@ -117,22 +121,28 @@ DetectorRun = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def detect_in_windows(frames: Sequence[np.ndarray], kind: DetectorKind, run: DetectorRun, *,
-                      min_face_px: float = MIN_FACE_PX, min_score: float = TILED_MIN_SCORE, batch: int = 64
-                      ) -> list[list[Detection]]:
-    """Faces of at least ``min_face_px`` in each RGB (or gray) uint8 frame, any resolution, best first; ``run``
-    gets at most ``batch`` windows at a time (a 4K frame has about 150, and each input is 442 KB at 192 px)."""
+                      min_face_px: float = MIN_FACE_PX, min_score: float = TILED_MIN_SCORE, batch: int = 64,
+                      workers: int = 1) -> list[list[Detection]]:
+    """Faces of at least ``min_face_px`` in each RGB (or gray) uint8 frame, any resolution, best first. ``run``
+    gets at most ``batch`` windows at a time (a 4K frame has about 80, and each input is 442 KB at 192 px), from
+    ``workers`` threads at once (for a detector that serves calls in parallel, like Triton's instances); each
+    call's outputs are decoded at once, so memory holds a few batches, never a video's worth."""
     frames = [as_rgb(frame) for frame in frames]
     plans = [(k, window) for k, frame in enumerate(frames)
              for window in tile_windows(*frame.shape[:2], kind, min_face_px)]
-    per_frame: list[list[tuple[Window, np.ndarray, np.ndarray]]] = [[] for _ in frames]
-    for start in range(0, len(plans), batch):
-        chunk = plans[start:start + batch]
-        inputs = np.stack([window_input(frames[k], window, kind.input_size) for k, window in chunk])
-        regressors, scores = run(inputs)
-        for (k, window), r, s in zip(chunk, regressors, scores, strict=True):
-            per_frame[k].append((window, r, s))
-    return [merge_windows(outputs, *frame.shape[:2], kind, min_face_px, min_score)
-            for frame, outputs in zip(frames, per_frame, strict=True)]
+
+    def detect(chunk: list[tuple[int, Window]]) -> list[tuple[int, RawDetections]]:
+        regressors, scores = run(np.stack([window_input(frames[k], window, kind.input_size) for k, window in chunk]))
+        return [(k, window_candidates(window, r, s, *frames[k].shape[:2], kind, min_score))
+                for (k, window), r, s in zip(chunk, regressors, scores, strict=True)]
+
+    chunks = [plans[start:start + batch] for start in range(0, len(plans), batch)]
+    candidates: list[list[RawDetections]] = [[] for _ in frames]
+    with ThreadPoolExecutor(max(workers, 1)) as pool:
+        for found in pool.map(detect, chunks):
+            for k, raw in found:
+                candidates[k].append(raw)
+    return [merge_candidates(frame_candidates, min_face_px) for frame_candidates in candidates]
 
 
 def detect_faces_tiled(frames: Sequence[np.ndarray], kind: DetectorKind, *, min_face_px: float = MIN_FACE_PX,

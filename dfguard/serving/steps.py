@@ -189,14 +189,17 @@ class FaceFinder:
     of 0; ``cluster_classifier`` scores only the N faces that ``FACE_TRACK`` lists.
 
     The detector is the repository's ``face_detector`` model, called by BLS with at most ``detector_batch``
-    windows per call (a 4K frame has about 150), so it never exceeds a TensorRT plan's batch, and Triton's
-    dynamic batching merges the calls of concurrent videos. All requests of an ``execute`` share those calls."""
+    windows per call (a 4K frame has about 80), so it never exceeds a TensorRT plan's batch, and Triton's
+    dynamic batching merges the calls of concurrent videos; ``detector_calls`` calls are in flight at once, so
+    one video keeps every detector instance busy. All requests of an ``execute`` share those calls."""
 
     def initialize(self, args: dict[str, str]) -> None:
         limit_threads(args)
         spec = serving_spec(args)
         self.detector, self.tracks, self.crop = spec.detector, spec.tracks, spec.crop
-        self.batch = int(parameters(args).get("detector_batch", 64))
+        settings = parameters(args)
+        self.batch = int(settings.get("detector_batch", 64))
+        self.calls = int(settings.get("detector_calls", 2))
 
     def execute(self, requests: list[Any]) -> list[Any]:
         from dfguard.faces.crops import crop_faces
@@ -205,7 +208,7 @@ class FaceFinder:
         pb = _pb()
         videos = [list(pb.get_input_tensor_by_name(r, "FRAMES").as_numpy()) for r in requests]
         try:
-            found = find_faces_many(videos, self.detector, self.tracks, self.run_detector, self.batch)
+            found = find_faces_many(videos, self.detector, self.tracks, self.run_detector, self.batch, self.calls)
         except DetectorError as error:
             return [pb.InferenceResponse(error=pb.TritonError(f"face_detector failed: {error}")) for _ in requests]
         responses = []
