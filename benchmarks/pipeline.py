@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.results import write_section
-from benchmarks.workload import DEFAULT_ROOT, build_workload, hd_videos
+from benchmarks.workload import DEFAULT_ROOT, build_workload, hd_videos, untrained_workload
 
 
 @dataclass(frozen=True)
@@ -136,13 +136,14 @@ class Run:
         return max(self.limits, key=lambda r: r.videos_per_second)
 
     @property
-    def best_ensemble(self) -> Measurement:
-        return max(self.pipelines[2:], key=lambda r: r.videos_per_second)
+    def best_ensemble(self) -> Measurement | None:
+        return max(self.pipelines[2:], key=lambda r: r.videos_per_second, default=None)
 
 
-def run(videos: list[Path], checkpoint: Path, repository: Path, num_frames: int,
+def run(videos: list[Path], checkpoint: Path, repository: Path | None, num_frames: int,
         concurrencies: list[int]) -> Run:
-    """The decode-bound limit and the three pipelines over the same videos."""
+    """The decode-bound limit and the three pipelines over the same videos (the ensemble only with a
+    ``repository``)."""
     import threading
 
     from benchmarks.obvious import ObviousScript
@@ -159,6 +160,8 @@ def run(videos: list[Path], checkpoint: Path, repository: Path, num_frames: int,
     local = LocalDetector(checkpoint)
     rows.append(measure("(b) dfguard in-process (LocalDetector)",
                         lambda p: len(local.score(p, num_frames).faces), videos))
+    if repository is None:
+        return Run(limits, rows, "")
     statistics: dict[int, str] = {}
     with TritonServer(repository.resolve()) as server:
         clients = threading.local()
@@ -173,8 +176,8 @@ def run(videos: list[Path], checkpoint: Path, repository: Path, num_frames: int,
             rows.append(measure("(c) dfguard Triton ensemble (CPU) over gRPC", remote, videos, n))
             # the warm-up's requests are in the delta too: per request and per video stay right, counts are ~
             statistics[n] = statistics_table(before, model_statistics(server.grpc_url), len(videos) + 2 * n)
-    result = Run(limits, rows, "")
-    return Run(limits, rows, statistics[result.best_ensemble.concurrency])
+    best = Run(limits, rows, "").best_ensemble
+    return Run(limits, rows, statistics[best.concurrency])
 
 
 WORKLOADS = {"small": "synthetic videos (320×240, 64 frames, H.264)",
@@ -191,28 +194,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--rounds", type=int, default=3, help="times each pipeline scores the video list")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="folder for the videos and model")
+    parser.add_argument("--preset", default="tiny", help="the model: tiny (trained on the workload), or a real "
+                        "preset with its initial weights (dual_stream, full: EfficientNet-B4 at 256 px)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     workload = build_workload(args.root, videos=args.videos)
     hd = args.workload == "hd"
     videos = hd_videos(args.root, count=min(args.videos, 6)) if hd else workload.videos
-    result = run(videos * args.rounds, workload.checkpoint, workload.repository, args.num_frames, args.concurrency)
+    if args.preset != "tiny":
+        from dfguard.train.config import load_preset
+
+        model = load_preset(args.preset).model
+        servable = model.rgb.parts and model.freq.use_map and model.freq.use_vector
+        workload = untrained_workload(args.root, args.preset, servable=servable)
+    repository = workload.repository if args.preset == "tiny" or servable else None
+    result = run(videos * args.rounds, workload.checkpoint, repository, args.num_frames, args.concurrency)
     obvious, local, best = result.pipelines[0], result.pipelines[1], result.best_ensemble
+    model_text = ("the `tiny` preset (128-px crops)" if args.preset == "tiny" else
+                  f"the `{args.preset}` preset with its initial weights")
     body = (table(result.limits + result.pipelines, obvious, result.limit)
             + f"\n\n{len(videos)} {WORKLOADS[args.workload]} scored {args.rounds}× by each pipeline, "
-            f"{args.num_frames} frames sampled per video, the `tiny` preset (128-px crops), {os.cpu_count()} cores. "
-            f"(b)/(a) = {local.videos_per_second / obvious.videos_per_second:.2f}×, best (c)/(a) = "
-            f"{best.videos_per_second / obvious.videos_per_second:.2f}× at {best.concurrency} in flight, "
-            f"{100 * best.videos_per_second / result.limit.videos_per_second:.0f} % of the decode-bound limit. "
-            "Not the same work: (a) looks for the largest face of each frame with short-range BlazeFace on the "
+            f"{args.num_frames} frames sampled per video, {model_text}, {os.cpu_count()} cores. "
+            f"(b)/(a) = {local.videos_per_second / obvious.videos_per_second:.2f}×"
+            + (f", best (c)/(a) = {best.videos_per_second / obvious.videos_per_second:.2f}× at {best.concurrency} "
+               f"in flight, {100 * best.videos_per_second / result.limit.videos_per_second:.0f} % of the "
+               "decode-bound limit" if best else ", no (c): the ensemble serves presets with parts, DCT map and "
+               "vector (tiny, full)")
+            + ". Not the same work: (a) looks for the largest face of each frame with short-range BlazeFace on the "
             "whole frame; (b) and (c) for every face of 48 px and up with full range on the frame and its tiles, "
-            "tracked (faces/s counts the faces each scored). GPU rows: unmeasured (no GPU machine at hand)."
-            f"\n\nWhere the ensemble's time goes at {best.concurrency} in flight (Triton's statistics over that "
-            f"run; face_detector's requests are face_finder's BLS calls):\n\n{result.statistics}")
+            "tracked (faces/s counts the faces each scored). GPU rows: unmeasured (no GPU machine at hand).")
+    if best:
+        body += (f"\n\nWhere the ensemble's time goes at {best.concurrency} in flight (Triton's statistics over "
+                 "that run; face_finder's time includes its BLS calls to face_detector, whose requests they "
+                 f"are):\n\n{result.statistics}")
     print(body)
     if not args.no_write:
-        key, title = ("pipeline-cpu-hd", "Pipeline on HD uploads (CPU)") if hd else (
-            "pipeline-cpu", "Pipeline: obvious script vs in-process vs Triton ensemble (CPU)")
+        key = "pipeline-cpu" + ("-hd" if hd else "") + ("" if args.preset == "tiny" else f"-{args.preset}")
+        title = ("Pipeline on HD uploads (CPU)" if hd else
+                 "Pipeline: obvious script vs in-process vs Triton ensemble (CPU)") + (
+            "" if args.preset == "tiny" else f", {args.preset} preset")
         write_section(key, title, body)
     return 0
 

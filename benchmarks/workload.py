@@ -56,6 +56,30 @@ def build_workload(root: Path = DEFAULT_ROOT, *, videos: int = 16, width: int = 
     return Workload(checkpoint, repository, test[:videos])
 
 
+def untrained_workload(root: Path, preset: str, *, servable: bool) -> Workload:
+    """A checkpoint of ``preset`` with its initial weights (speed does not depend on them), in ``root / preset``,
+    and, when the ensemble can serve it (``servable``), a repository it is exported into. No videos."""
+    import torch
+
+    from dfguard.config import to_dict
+    from dfguard.inference.models import build_model
+    from dfguard.train.config import load_preset
+    from dfguard.train.export import export_repository
+
+    folder = Path(root) / preset
+    checkpoint, repository = folder / "best.pt", folder / "repository"
+    if not checkpoint.exists():
+        config = load_preset(preset)
+        torch.manual_seed(0)
+        state = {"config": to_dict(config), "model": build_model(config.model).state_dict(),
+                 "progress": {"stage": 1}}  # stage 1: scored by its logit (untrained centres mean nothing)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(state, checkpoint)
+    if servable:
+        export_repository(checkpoint, repository, template=TEMPLATE, tolerance=1e-3)
+    return Workload(checkpoint, repository, [])
+
+
 HD_SIZES = ((1280, 720), (1920, 1080))
 
 
