@@ -22,11 +22,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks.results import write_section
-from benchmarks.workload import DEFAULT_ROOT, build_workload, hd_videos, untrained_workload
+from benchmarks.workload import DEFAULT_ROOT, TEMPLATE, build_workload, hd_videos, untrained_workload
+from dfguard.faces.settings import MIN_FACE_PX
+
+if TYPE_CHECKING:
+    from dfguard.inference.spec import ServingSpec
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,7 @@ class Run:
 
 
 def run(videos: list[Path], checkpoint: Path, repository: Path | None, num_frames: int,
-        concurrencies: list[int]) -> Run:
+        concurrencies: list[int], spec: ServingSpec | None = None) -> Run:
     """The decode-bound limit and the three pipelines over the same videos (the ensemble only with a
     ``repository``)."""
     import threading
@@ -157,7 +162,7 @@ def run(videos: list[Path], checkpoint: Path, repository: Path | None, num_frame
               for threads, concurrency in ((0, 1), (1, cores))]
     obvious = ObviousScript(checkpoint, num_frames)
     rows = [measure("(a) obvious script: PyAV → mediapipe → PyTorch eager", lambda p: obvious.score(p)[1], videos)]
-    local = LocalDetector(checkpoint)
+    local = LocalDetector(checkpoint, spec)
     rows.append(measure("(b) dfguard in-process (LocalDetector)",
                         lambda p: len(local.score(p, num_frames).faces), videos))
     if repository is None:
@@ -194,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--rounds", type=int, default=3, help="times each pipeline scores the video list")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="folder for the videos and model")
+    parser.add_argument("--min-face-px", type=float, default=MIN_FACE_PX, help="the smallest face to find: larger "
+                        "means fewer tiles, a faster detector and small faces missed")
     parser.add_argument("--preset", default="tiny", help="the model: tiny (trained on the workload), or a real "
                         "preset with its initial weights (dual_stream, full: EfficientNet-B4 at 256 px)")
     parser.add_argument("--no-write", action="store_true")
@@ -208,10 +215,18 @@ def main(argv: list[str] | None = None) -> int:
         servable = model.rgb.parts and model.freq.use_map and model.freq.use_vector
         workload = untrained_workload(args.root, args.preset, servable=servable)
     repository = workload.repository if args.preset == "tiny" or servable else None
-    result = run(videos * args.rounds, workload.checkpoint, repository, args.num_frames, args.concurrency)
+    spec = None
+    if args.min_face_px != MIN_FACE_PX and repository is not None:  # the same model, another face search
+        from dfguard.faces.settings import DetectorConfig
+        from dfguard.train.export import export_repository
+
+        repository = repository.with_name(f"{repository.name}-min-face-{args.min_face_px:g}")
+        spec = export_repository(workload.checkpoint, repository, template=TEMPLATE,
+                                 faces=DetectorConfig(min_face_px=args.min_face_px))
+    result = run(videos * args.rounds, workload.checkpoint, repository, args.num_frames, args.concurrency, spec)
     obvious, local, best = result.pipelines[0], result.pipelines[1], result.best_ensemble
     model_text = ("the `tiny` preset (128-px crops)" if args.preset == "tiny" else
-                  f"the `{args.preset}` preset with its initial weights")
+                  f"the `{args.preset}` preset with its initial weights") + f", faces from {args.min_face_px:g} px"
     body = (table(result.limits + result.pipelines, obvious, result.limit)
             + f"\n\n{len(videos)} {WORKLOADS[args.workload]} scored {args.rounds}× by each pipeline, "
             f"{args.num_frames} frames sampled per video, {model_text}, {os.cpu_count()} cores. "
@@ -221,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                "decode-bound limit" if best else ", no (c): the ensemble serves presets with parts, DCT map and "
                "vector (tiny, full)")
             + ". Not the same work: (a) looks for the largest face of each frame with short-range BlazeFace on the "
-            "whole frame; (b) and (c) for every face of 48 px and up with full range on the frame and its tiles, "
+            f"whole frame; (b) and (c) for every face of {args.min_face_px:g} px and up with full range on the frame "
+            "and its tiles, "
             "tracked (faces/s counts the faces each scored). GPU rows: unmeasured (no GPU machine at hand).")
     if best:
         body += (f"\n\nWhere the ensemble's time goes at {best.concurrency} in flight (Triton's statistics over "
@@ -229,10 +245,12 @@ def main(argv: list[str] | None = None) -> int:
                  f"are):\n\n{result.statistics}")
     print(body)
     if not args.no_write:
-        key = "pipeline-cpu" + ("-hd" if hd else "") + ("" if args.preset == "tiny" else f"-{args.preset}")
+        key = "pipeline-cpu" + ("-hd" if hd else "") + ("" if args.preset == "tiny" else f"-{args.preset}") + (
+            "" if args.min_face_px == MIN_FACE_PX else f"-min-face-{args.min_face_px:g}")
         title = ("Pipeline on HD uploads (CPU)" if hd else
                  "Pipeline: obvious script vs in-process vs Triton ensemble (CPU)") + (
-            "" if args.preset == "tiny" else f", {args.preset} preset")
+            "" if args.preset == "tiny" else f", {args.preset} preset") + (
+            "" if args.min_face_px == MIN_FACE_PX else f", faces from {args.min_face_px:g} px")
         write_section(key, title, body)
     return 0
 
