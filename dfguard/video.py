@@ -20,6 +20,7 @@ IMAGE_DEMUXERS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp
 
 
 DEFAULT_FRAMES = 32  # frames sampled per video when the caller does not say (the ensemble's NUM_FRAMES default)
+MAX_FRAME_PIXELS = 64 * 2**20  # pixels per frame (8K is 33 Mpx): above it a header declares a decompression bomb
 
 
 class VideoError(ValueError):
@@ -56,16 +57,17 @@ def _open(source: Path | bytes) -> av.container.InputContainer:
     return av.open(str(source), "r")
 
 
-def probe_video(source: Path | bytes, *, max_frames: int = 100_000) -> int:
+def probe_video(source: Path | bytes, *, max_frames: int = 100_000, max_pixels: int = MAX_FRAME_PIXELS) -> int:
     """The number of frames of a video (counted from its packets, nothing decoded).
 
     Raises:
-        VideoError: not a video (or a still image), no video stream, zero frames, more than ``max_frames``
-            frames, or a file FFmpeg cannot open.
+        VideoError: not a video (or a still image), no video stream, frames declared larger than ``max_pixels``,
+            zero frames, more than ``max_frames`` frames, or a file FFmpeg cannot open.
     """
     try:
         with _open(source) as container:
             stream = _video_stream(container)
+            check_frame_size(stream.codec_context.width, stream.codec_context.height, max_pixels, "declares")
             total = sum(1 for packet in container.demux(stream) if packet.size)
     except av.error.FFmpegError as error:
         raise VideoError(f"not a readable video ({type(error).__name__}: {error.strerror or error})") from error
@@ -76,18 +78,27 @@ def probe_video(source: Path | bytes, *, max_frames: int = 100_000) -> int:
     return total
 
 
-def decode_frames(source: Path | bytes, indices: np.ndarray, *, threads: int = 0) -> np.ndarray:
+def check_frame_size(width: int, height: int, max_pixels: int, verb: str = "has") -> None:
+    """Refuse frames of more than ``max_pixels`` (a size of 0 is unknown yet, and passes)."""
+    if width * height > max_pixels:
+        raise VideoError(f"the video {verb} frames of {width}x{height} pixels, more than the limit of {max_pixels} "
+                         f"pixels per frame")
+
+
+def decode_frames(source: Path | bytes, indices: np.ndarray, *, threads: int = 0,
+                  max_pixels: int = MAX_FRAME_PIXELS) -> np.ndarray:
     """The RGB frames ``[F, H, W, 3]`` at ``indices`` (ascending, distinct) of a video already probed;
     ``threads`` for FFmpeg's decoder (0: as many as it likes).
 
     Raises:
-        VideoError: a frame could not be decoded (a truncated or corrupt file).
+        VideoError: a frame could not be decoded (a truncated or corrupt file), or a decoded frame is larger
+            than ``max_pixels`` (a header may lie about the size).
     """
     indices = np.asarray(indices)
     if indices.ndim != 1 or len(indices) == 0 or indices.min() < 0 or np.any(np.diff(indices) <= 0):
         raise VideoError(f"frame indices must be distinct, ascending and non-negative, got {indices.tolist()}")
     try:
-        images = _decode(source, indices, threads)
+        images = _decode(source, indices, threads, max_pixels)
     except av.error.FFmpegError as error:
         raise VideoError(f"not a readable video ({type(error).__name__}: {error.strerror or error})") from error
     if len(images) < len(indices):
@@ -118,7 +129,8 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
     return container.streams.video[0]
 
 
-def _decode(source: Path | bytes, wanted: np.ndarray, threads: int = 0) -> list[np.ndarray]:
+def _decode(source: Path | bytes, wanted: np.ndarray, threads: int = 0, max_pixels: int = MAX_FRAME_PIXELS
+            ) -> list[np.ndarray]:
     """Decode sequentially and keep the frames whose index is in ``wanted`` (stops after the last one)."""
     from av.video.reformatter import VideoReformatter
 
@@ -132,6 +144,7 @@ def _decode(source: Path | bytes, wanted: np.ndarray, threads: int = 0) -> list[
         stream.codec_context.thread_count = threads
         try:
             for index, frame in enumerate(container.decode(stream)):
+                check_frame_size(frame.width, frame.height, max_pixels)
                 if index in keep:
                     images.append(reformatter.reformat(frame, format="rgb24", threads=threads).to_ndarray())
                 if index >= last:

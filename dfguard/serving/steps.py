@@ -58,13 +58,14 @@ class VideoProbe:
     usable video, so the decoder, DALI's included, only ever sees files that open and have frames."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        from dfguard.video import DEFAULT_FRAMES
+        from dfguard.video import DEFAULT_FRAMES, MAX_FRAME_PIXELS
 
         settings = parameters(args)
         self.default_frames = int(settings.get("default_frames", DEFAULT_FRAMES))
         self.max_frames = int(settings.get("max_frames", 256))
         self.max_video_frames = int(settings.get("max_video_frames", 100_000))
         self.max_bytes = int(settings.get("max_bytes", 512 * 2**20))
+        self.max_pixels = int(settings.get("max_frame_pixels", MAX_FRAME_PIXELS))
 
     def execute(self, requests: list[Any]) -> list[Any]:
         return [self.probe(request) for request in requests]  # one video per request: nothing to batch here
@@ -82,7 +83,7 @@ class VideoProbe:
         if not 1 <= count <= self.max_frames:
             return invalid(f"NUM_FRAMES must be in 1..{self.max_frames}, got {count}")
         try:
-            total = probe_video(video.tobytes(), max_frames=self.max_video_frames)
+            total = probe_video(video.tobytes(), max_frames=self.max_video_frames, max_pixels=self.max_pixels)
         except VideoError as error:
             return invalid(f"bad video: {error}")
         return pb.InferenceResponse([pb.Tensor("FRAME_INDEX", sample_indices(total, count).astype(np.int32))])
@@ -93,7 +94,10 @@ class VideoDecode:
     ``dfguard.serving.dali_pipeline``)."""
 
     def initialize(self, args: dict[str, str]) -> None:
+        from dfguard.video import MAX_FRAME_PIXELS
+
         self.threads = thread_count(args)
+        self.max_pixels = int(parameters(args).get("max_frame_pixels", MAX_FRAME_PIXELS))
 
     def execute(self, requests: list[Any]) -> list[Any]:
         return [self.decode(request) for request in requests]
@@ -107,7 +111,7 @@ class VideoDecode:
         video = pb.get_input_tensor_by_name(request, "VIDEO").as_numpy()
         indices = pb.get_input_tensor_by_name(request, "FRAME_INDEX").as_numpy().reshape(-1)
         try:
-            frames = decode_frames(video.tobytes(), indices, threads=self.threads)
+            frames = decode_frames(video.tobytes(), indices, threads=self.threads, max_pixels=self.max_pixels)
             as_rgb(frames[0])  # a frame too small or too large to search for faces is refused here
         except (VideoError, ValueError) as error:
             return invalid(f"bad video: {error}")

@@ -1,0 +1,55 @@
+"""Hostile and unusual uploads against the served CPU ensemble: each gets an answer or a per-request
+INVALID_ARGUMENT naming the problem, within a time limit, and the server stays ready (the corpus: hostile.py)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpc
+from hostile import ANSWER, VIDEO, Case, corpus
+from tritonclient.utils import InferenceServerException
+
+from dfguard.scoring import VERDICTS
+
+SECONDS_PER_REQUEST = 60  # the 8K frame, the slowest case, takes about 7 s on a 2-core machine
+CASES = corpus()
+
+
+def send(url: str, case: Case) -> tuple[str, str]:
+    """``("answer", verdict)`` or ``(gRPC status, message)``."""
+    client = grpc.InferenceServerClient(url)
+    data = np.frombuffer(case.data, np.uint8)
+    encoded = grpc.InferInput("VIDEO" if case.model == VIDEO else "IMAGE", [len(data)], "UINT8")
+    encoded.set_data_from_numpy(data)
+    inputs = [encoded]
+    if case.num_frames is not None:
+        count = grpc.InferInput("NUM_FRAMES", [1], "INT32")
+        count.set_data_from_numpy(np.array([case.num_frames], np.int32))
+        inputs.append(count)
+    try:
+        result = client.infer(case.model, inputs, client_timeout=SECONDS_PER_REQUEST)
+    except InferenceServerException as error:
+        return str(error.status()), error.message()
+    return ANSWER, result.as_numpy("VERDICT")[0].decode()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_every_upload_gets_an_answer_or_a_named_error_in_time(served, case):
+    start = time.monotonic()
+    status, detail = send(served.grpc_url, case)
+    assert time.monotonic() - start < SECONDS_PER_REQUEST
+    if status == ANSWER:
+        assert re.search(case.expect, ANSWER), f"answered {detail!r}, expected an error matching {case.expect!r}"
+        assert detail in VERDICTS
+    else:
+        assert status == "StatusCode.INVALID_ARGUMENT", (status, detail)
+        assert re.search(case.expect, detail), detail
+    assert grpc.InferenceServerClient(served.grpc_url).is_server_ready()
+
+
+def test_the_corpus_is_wide():
+    assert len(CASES) >= 40 and len({c.name for c in CASES}) == len(CASES)
+    assert {c.expect == ANSWER for c in CASES} == {True, False}  # uploads to answer and uploads to refuse
