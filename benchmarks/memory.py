@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import time
 from collections import defaultdict
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from benchmarks.results import write_section
 from benchmarks.workload import DEFAULT_ROOT, build_workload
+from dfguard.serving.processes import descendants, rollup_kib
 
 BASELINE = Path(__file__).with_name("memory_baseline.json")
 
@@ -34,30 +34,6 @@ class Footprint:
     processes: int
     pss_mib: float
     rss_mib: float
-
-
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it, from the parent links in ``/proc/*/stat``."""
-    children: dict[int, list[int]] = defaultdict(list)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # the command name (field 2) may hold spaces and parentheses: the fields after its last ")"
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process exited meanwhile
-            continue
-        children[int(fields[1])].append(int(stat.parent.name))
-    found, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(children.get(current, []))
-    return found
-
-
-def rollup_kib(pid: int) -> tuple[int, int]:
-    """(PSS, RSS) of one process in KiB."""
-    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    return tuple(int(re.search(rf"^{key}:\s+(\d+) kB", text, re.M).group(1)) for key in ("Pss", "Rss"))
 
 
 def model_of(pid: int, repository: Path) -> str:

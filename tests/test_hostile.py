@@ -13,6 +13,7 @@ from hostile import ANSWER, VIDEO, Case, corpus
 from tritonclient.utils import InferenceServerException
 
 from dfguard.scoring import VERDICTS
+from dfguard.serving.processes import tree_pss_mib
 
 SECONDS_PER_REQUEST = 60  # the 8K frame, the slowest case, takes about 7 s on a 2-core machine
 CASES = corpus()
@@ -53,3 +54,17 @@ def test_every_upload_gets_an_answer_or_a_named_error_in_time(served, case):
 def test_the_corpus_is_wide():
     assert len(CASES) >= 40 and len({c.name for c in CASES}) == len(CASES)
     assert {c.expect == ANSWER for c in CASES} == {True, False}  # uploads to answer and uploads to refuse
+
+
+def test_the_servers_memory_stays_at_its_baseline_through_the_corpus(served):
+    """After one pass (every step has loaded what it uses, and held the 8K frame once), a second pass over the
+    whole corpus leaves tritonserver and its stubs within 10 % of that baseline (PSS): nothing leaks per request."""
+    for case in CASES:  # the first pass (the parametrized test above ran it too, in this session's order)
+        send(served.grpc_url, case)
+    baseline = tree_pss_mib(served.process.pid)
+    for case in CASES:
+        send(served.grpc_url, case)
+    after = tree_pss_mib(served.process.pid)
+    print(f"server PSS: {baseline:.0f} MiB after one pass, {after:.0f} MiB after a second")
+    assert after <= 1.1 * baseline
+    assert grpc.InferenceServerClient(served.grpc_url).is_server_ready()
