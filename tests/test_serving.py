@@ -137,6 +137,29 @@ def test_secure_defaults(server):
     assert client.is_model_ready("video_decode")
 
 
+def listening_addresses(ports: tuple[int, ...]) -> set[str]:
+    """The local addresses of the TCP sockets listening on ``ports``, read from ``/proc/net/tcp`` and ``tcp6``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port = local.rsplit(":", 1)
+            if state == "0A" and int(port, 16) in ports:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+# 127.0.0.1 as /proc writes it (little-endian hex), the same as an IPv4-mapped IPv6 address, and ::1
+LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
+
+
+def test_only_the_loopback_listens(server):
+    """The bound sockets themselves, not the command line: every port of the server listens on the loopback
+    only (0.0.0.0 would read 00000000)."""
+    found = listening_addresses(tuple(server.ports))
+    assert "0100007F" in found and found <= LOOPBACK, found
+
+
 def test_a_broken_repository_fails_fast_with_the_log(tmp_path):
     from dfguard.serving.server import ServerError
 
