@@ -223,3 +223,36 @@ def test_a_csv_with_a_row_per_face_round_trips_and_redoes_a_torn_input(tmp_path)
     assert path.read_text().splitlines() == lines[:1]
     with pytest.raises(ValueError, match="CSV layout"):
         ResultsFile(tmp_path / "x.jsonl", per_face=True)
+
+
+def test_a_server_killed_mid_run_and_restarted_on_its_ports_loses_and_repeats_nothing(repository, inbox, tmp_path):
+    """SIGKILL to tritonserver and its stubs while ``dfguard score`` runs, a new server on the same ports: the
+    client's retries on UNAVAILABLE carry the run through, and every input is scored exactly once."""
+    import os
+
+    from dfguard.serving.server import TritonServer
+
+    sources = sorted(p for p in inbox.rglob("*.mp4") if p.name != "broken.mp4")
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    for k in range(24):  # enough work that the kill lands mid-run
+        shutil.copy(sources[k % len(sources)], folder / f"{k:02d}.mp4")
+    out = tmp_path / "results.jsonl"
+    with TritonServer(repository) as first:
+        ports = first.ports
+        run = subprocess.Popen([DFGUARD, "score", str(folder), "--url", first.grpc_url, "--out", str(out), "-n", "1",
+                                "--retries", "60", "--timeout", "60", "--no-progress"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while (not out.exists() or len(out.read_text().splitlines()) < 3) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(first.process.pid, signal.SIGKILL)
+        first.process.wait()
+    killed_at = len(read_jsonl(out))
+    assert killed_at < 24, "the run ended before the kill"
+    with TritonServer(repository, ports=ports):
+        stdout, stderr = run.communicate(timeout=600)
+    assert run.returncode == 0, stdout + stderr
+    records = read_jsonl(out)
+    assert sorted(r["path"] for r in records) == sorted(str(p.resolve()) for p in folder.iterdir())
+    assert all(r["status"] == "ok" for r in records) and max(r["attempts"] for r in records) > 1
