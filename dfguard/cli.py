@@ -315,7 +315,7 @@ def run_serve(args: argparse.Namespace) -> int:
     print(f"admin APIs need the header {next(iter(server.admin_headers('http')))}: {server.admin_key} "
           f"(gRPC: {next(iter(server.admin_headers('grpc')))}); log: {server.log}")
     try:
-        server.process.wait()
+        server.supervise()  # a model's stub that dies gets the server restarted on the same ports
     except KeyboardInterrupt:
         print("stopping")
     finally:

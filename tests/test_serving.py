@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -239,3 +240,33 @@ def test_with_tls_only_grpc_leaves_the_loopback(tmp_path):
     assert server.http_url == "127.0.0.1:1"
     plain = TritonServer(tmp_path, host="0.0.0.0", ports=(1, 2, 3)).command()
     assert "--http-address=0.0.0.0" in plain and not any("ssl" in flag for flag in plain)
+
+
+def test_a_dead_stub_gets_the_server_restarted_on_its_ports(server, video):
+    """Triton 2.51 neither restarts a killed Python-backend stub nor reports its model unready (every request to
+    it fails); ``TritonServer.supervise`` (what ``dfguard serve`` runs) restarts the server on the same ports."""
+    import os
+    import signal
+    import threading
+
+    supervised = TritonServer(server.repository).start()
+    watcher = threading.Thread(target=supervised.supervise, kwargs={"interval": 0.5})
+    watcher.start()
+    try:
+        client = grpc.InferenceServerClient(supervised.grpc_url)
+        assert len(probe(client, video, 4)) == 4
+        first = set(supervised.stubs)
+        os.kill(sorted(first)[0], signal.SIGKILL)
+        deadline, answered = time.monotonic() + 120, False
+        while not answered and time.monotonic() < deadline:  # the other instance may answer until the restart
+            try:
+                answered = not supervised.stubs & first and len(
+                    probe(grpc.InferenceServerClient(supervised.grpc_url), video, 4)) == 4
+            except InferenceServerException:  # the dead stub's error, or UNAVAILABLE while it restarts
+                pass
+            time.sleep(0.5)
+        assert answered and supervised.stubs  # a new server, new stubs, answering
+    finally:
+        supervised.stop()
+        watcher.join(60)
+    assert not watcher.is_alive()

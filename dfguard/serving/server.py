@@ -121,6 +121,8 @@ class TritonServer:
     extra_args: tuple[str, ...] = ()  # further tritonserver flags, appended last
     process: subprocess.Popen | None = None
     chosen_ports: bool = field(init=False, default=False)  # True when free_ports picked them (they may be re-picked)
+    stubs: frozenset[int] = field(init=False, default=frozenset())  # the Python-backend stubs at readiness
+    stopping: bool = field(init=False, default=False)  # stop() was called: stubs dying now are not a failure
 
     def __post_init__(self) -> None:
         self.chosen_ports = self.ports is None
@@ -174,6 +176,7 @@ class TritonServer:
         """Start the server and wait until it and all its models are ready (or raise with its log). Ports that
         ``free_ports`` chose and another process took meanwhile are chosen anew, up to ``attempts`` times."""
         named_log, attempt = self.log is not None, 1
+        self.stopping = False
         while True:
             self.log = self.log if named_log else Path(self.cache) / f"tritonserver-{self.ports[1]}.log"
             self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -182,11 +185,43 @@ class TritonServer:
                                                 env=server_environment(find_tritonserver()), start_new_session=True)
             try:
                 self.wait_ready(timeout)
+                from .processes import descendants
+
+                self.stubs = frozenset(descendants(self.process.pid)) - {self.process.pid}
                 return self
             except ServerError as error:
                 if not (self.chosen_ports and attempt < attempts and self.port_was_taken(str(error))):
                     raise
             self.ports, attempt = tuple(free_ports(3, self.host)), attempt + 1
+
+    def dead_stubs(self) -> list[int]:
+        """The Python-backend stubs of this start that have died. Triton 2.51 neither restarts a dead stub nor
+        reports its model unready: every request to that model then fails ("Stub process … is not healthy")."""
+        dead = []
+        for pid in sorted(self.stubs):
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                state = "gone"
+            if state in ("Z", "X", "gone"):
+                dead.append(pid)
+        return dead
+
+    def supervise(self, interval: float = 2.0, timeout: float = 180.0) -> int:
+        """Watch the server until it exits (returns its exit code): when a stub dies, restart tritonserver on the
+        same ports (requests meanwhile get UNAVAILABLE, which clients retry), printing why."""
+        while True:
+            try:
+                return self.process.wait(interval)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.stopping:
+                return self.process.wait()
+            if dead := self.dead_stubs():
+                print(f"a Python-backend stub died (pids {dead}): restarting tritonserver on the same ports",
+                      flush=True)
+                self.stop()
+                self.start(timeout)
 
     def port_was_taken(self, message: str = "") -> bool:
         """Whether the server's log (or the error ``message``) says one of its ports was in use (Triton:
@@ -242,6 +277,7 @@ class TritonServer:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (Triton unloads models and exits), SIGKILL if it does not within ``timeout``."""
+        self.stopping = True
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGTERM)
