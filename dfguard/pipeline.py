@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from dfguard.faces.crops import crop_faces
-from dfguard.faces.detect import run_detector
+from dfguard.faces.detect import in_process_detector
 from dfguard.faces.search import FoundFaces, find_faces
 from dfguard.faces.weights import detector_kind
 from dfguard.inference.checkpoint import load_model
@@ -49,8 +49,7 @@ class LocalDetector:
         self.model = trained.model
         self.spec = spec or trained.spec()
         self.scorer = self.spec.scorer()
-        kind = detector_kind(self.spec.detector.name)
-        self.run_detector = lambda inputs: run_detector(inputs, kind=kind)
+        self.run_detector = in_process_detector(detector_kind(self.spec.detector.name))
 
     def score(self, video: bytes | Path, num_frames: int = DEFAULT_FRAMES) -> LocalResult:
         """The video's scores, its faces and the indices of the frames it looked at."""

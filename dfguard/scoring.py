@@ -72,8 +72,8 @@ class VideoScorer:
         ``tracks.counts`` says so."""
         count = len(face_track)
         scores = self.frame_scores(embeddings[:count], np.asarray(logits).reshape(-1)[:count])
-        faces = np.bincount(np.asarray(face_track, np.int64), minlength=0) if count else np.zeros(0, np.int64)
-        counts = np.array([tracks.counts(int(n), num_frames) for n in faces], bool)
+        faces_per_track = np.bincount(np.asarray(face_track, np.int64))
+        counts = np.array([tracks.counts(int(n), num_frames) for n in faces_per_track], bool)
         return aggregate_faces(scores, face_frame, face_track, num_frames, counts, self.thresholds)
 
 

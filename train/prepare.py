@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from dfguard.appendfile import AppendOnlyFile
 from dfguard.faces.crops import crop_faces
-from dfguard.faces.detect import run_detector
+from dfguard.faces.detect import in_process_detector
 from dfguard.faces.search import find_faces
 from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
 from dfguard.faces.weights import detector_kind
@@ -84,8 +84,8 @@ def prepare_video(record: VideoRecord, out_dir: Path, frames: int, config: CropC
     except VideoError as error:
         return PreparedVideo(**base, status="error", error=str(error))
     images = list(decoded.images)
-    kind = detector_kind(selection.detector.name)
-    found = find_faces(images, selection.detector, selection.tracks, lambda inputs: run_detector(inputs, kind=kind))
+    found = find_faces(images, selection.detector, selection.tracks,
+                       in_process_detector(detector_kind(selection.detector.name)))
     if selection.faces == "largest":
         found = found.largest_per_frame()
     crops = crop_faces(images, found, config)

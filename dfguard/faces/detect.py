@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -116,6 +116,12 @@ def run_detector(batch: np.ndarray, detector: nn.Module | None = None,
         return regressors.numpy(), scores.numpy()
     regressors, scores = default_session(kind).run(None, {"DETECTOR_INPUT": batch})
     return regressors, scores
+
+
+def in_process_detector(kind: DetectorKind = SHORT_RANGE) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``run_detector`` for ``kind`` as a ``dfguard.faces.tiles.DetectorRun``: the detector in this process
+    (``face_finder`` calls the served model instead)."""
+    return lambda inputs: run_detector(inputs, kind=kind)
 
 
 @lru_cache(maxsize=2)

@@ -148,7 +148,7 @@ def detect_in_windows(frames: Sequence[np.ndarray], kind: DetectorKind, run: Det
 def detect_faces_tiled(frames: Sequence[np.ndarray], kind: DetectorKind, *, min_face_px: float = MIN_FACE_PX,
                        min_score: float = TILED_MIN_SCORE, batch: int = 64) -> list[list[Detection]]:
     """``detect_in_windows`` with the detector in ONNX Runtime, in this process."""
-    from .detect import run_detector
+    from .detect import in_process_detector
 
-    return detect_in_windows(frames, kind, lambda inputs: run_detector(inputs, kind=kind), min_face_px=min_face_px,
+    return detect_in_windows(frames, kind, in_process_detector(kind), min_face_px=min_face_px,
                              min_score=min_score, batch=batch)

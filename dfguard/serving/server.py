@@ -26,6 +26,8 @@ from pathlib import Path
 from dfguard.errors import DfguardError
 from dfguard.paths import cache_dir
 
+from .processes import descendants
+
 RESTRICTED_APIS = "model-repository,shared-memory,logging,trace"
 ADMIN_KEY = "dfguard-admin-key"  # HTTP header name; over gRPC Triton expects it prefixed "triton-grpc-protocol-"
 SYSTEM_BINARY = Path("/opt/tritonserver/bin/tritonserver")
@@ -185,8 +187,6 @@ class TritonServer:
                                                 env=server_environment(find_tritonserver()), start_new_session=True)
             try:
                 self.wait_ready(timeout)
-                from .processes import descendants
-
                 self.stubs = frozenset(descendants(self.process.pid)) - {self.process.pid}
                 return self
             except ServerError as error:
