@@ -71,6 +71,7 @@ EXTRAS_REQUIRE["dev"] = [
     "pytest-timeout>=2.3",
     "ruff>=0.6",
     "packaging>=23",  # tests/test_architecture.py resolves the extras from the installed metadata
+    "cryptography>=42",  # tests/test_serving.py makes a self-signed certificate to serve gRPC over TLS
     *EXTRAS_REQUIRE["train"],
     *EXTRAS_REQUIRE["gpu"],
     *EXTRAS_REQUIRE["bench"],

@@ -90,7 +90,7 @@ def decode_only(num_frames: int, threads: int) -> Callable[[Path], int]:
     from dfguard.video import decode_frames, probe_video, sample_indices
 
     def decode(path: Path) -> int:
-        decode_frames(path, sample_indices(probe_video(path), num_frames), threads=threads)
+        decode_frames(path, sample_indices(probe_video(path).frames, num_frames), threads=threads)
         return 0
 
     return decode

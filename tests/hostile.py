@@ -1,10 +1,11 @@
 """A corpus of hostile and unusual uploads, generated here (nothing downloaded): each case is the bytes, the
-model it is sent to, and what a correct server does with it (``ANSWER``: a score and a verdict; otherwise a
-pattern the ``INVALID_ARGUMENT`` message must match)."""
+model it is sent to, and what a correct server does with it (``ANSWER``: a score and a verdict, with a face found
+when the case says so; otherwise a pattern the ``INVALID_ARGUMENT`` message must match)."""
 
 from __future__ import annotations
 
 import io
+import os
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -17,6 +18,10 @@ import av
 import numpy as np
 from PIL import Image
 
+from dfguard.train.scenes import Scene
+
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration for every encoder otherwise
+
 ANSWER = "answer"
 VIDEO, IMAGE = "deepfake_video", "deepfake_image"
 
@@ -24,27 +29,53 @@ VIDEO, IMAGE = "deepfake_video", "deepfake_image"
 @dataclass
 class Case:
     """One upload: how to make its bytes, the ensemble it goes to, the expected outcome (``ANSWER`` or a regular
-    expression for the error message) and ``NUM_FRAMES`` (None: the default). ``data`` builds the bytes once."""
+    expression for the error message), ``NUM_FRAMES`` (None: the default) and whether the answer must have found
+    a face (a clear face in every frame). ``data`` builds the bytes once."""
 
     name: str
     build: Callable[[], bytes]
     model: str
     expect: str
     num_frames: int | None = None
+    face: bool = False
 
     @cached_property
     def data(self) -> bytes:
         return self.build()
 
 
-def scene(width: int = 320, height: int = 240, seed: int = 0) -> np.ndarray:
-    """A frame with one real face of about a third of the height (real photos from installed packages)."""
+def people(width: int = 320, height: int = 240, faces: int = 1, face_px: float | None = None, seed: int = 0
+           ) -> Scene:
+    """A frame with ``faces`` real faces of about ``face_px`` (default a third of the height; real photos from
+    installed packages)."""
     from dfguard.train.scenes import make_scene
 
     rng = np.random.default_rng(seed)
-    face = min(height / 3, 400)
-    return make_scene(rng, width=width, height=height, faces=1, min_face_px=int(face * 0.9), max_face_px=face,
-                      gray=False).image
+    face = face_px or min(height / 3, 400)
+    return make_scene(rng, width=width, height=height, faces=faces, min_face_px=int(face * 0.9), max_face_px=face,
+                      gray=False)
+
+
+def scene(width: int = 320, height: int = 240, seed: int = 0) -> np.ndarray:
+    """A frame with one real face of about a third of the height."""
+    return people(width, height, seed=seed).image
+
+
+def at_the_border() -> np.ndarray:
+    """The one-face frame shifted so that a quarter of the face is out of the frame (the most the training scenes
+    cut; BlazeFace loses faces about a third out, measured on three scenes)."""
+    shot = people(480, 270)
+    x0, _, x1, _ = shot.boxes[0]
+    shift = int(x0 + (x1 - x0) / 4)
+    image = np.zeros_like(shot.image)
+    image[:, : image.shape[1] - shift] = shot.image[:, shift:]
+    return image
+
+
+def sideways(rotation: int) -> list[np.ndarray]:
+    """The clip as a camera stores it when the display matrix says ``rotation`` (counter-clockwise) shows it
+    upright: each frame turned the other way."""
+    return [np.ascontiguousarray(np.rot90(frame, -rotation // 90)) for frame in [face()] * 12]
 
 
 def encode(frames: list[np.ndarray], container: str = "mp4", codec: str = "libx264", pix_fmt: str = "yuv420p",
@@ -68,7 +99,7 @@ def write_video_file(path: Path, frames: list[np.ndarray], container: str, codec
         if pts is not None:
             stream.codec_context.time_base = stream.time_base = Fraction(1, rate * 10)
         if rotation is not None:
-            stream.metadata["rotate"] = str(rotation)
+            stream.set_display_rotation(rotation)
         for k, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             if pts is not None:
@@ -105,9 +136,9 @@ def no_frames() -> bytes:
     return buffer.getvalue()
 
 
-def mjpeg_bomb(side: int = 10_000) -> bytes:
-    """An MJPEG AVI of two black ``side``² frames: a few MB on disk, 100 Mpx per frame decoded (300 MB of RGB
-    each); its header declares the size, so it can be refused before a frame is decoded."""
+def mjpeg_bomb(side: int = 10_000, frames: int = 2) -> bytes:
+    """An MJPEG AVI of ``frames`` black ``side``² frames: a few MB on disk, 100 Mpx per frame decoded (300 MB of
+    RGB each); its header declares the size, so it can be refused before a frame is decoded."""
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="avi") as output:
         stream = output.add_stream("mjpeg", rate=1)
@@ -116,10 +147,25 @@ def mjpeg_bomb(side: int = 10_000) -> bytes:
         frame = av.VideoFrame(side, side, "yuvj420p")  # built in YUV: no 300 MB RGB array in the test either
         for plane in frame.planes:
             np.frombuffer(plane, np.uint8)[:] = 128 if plane is not frame.planes[0] else 0
-        for k in range(2):
+        for k in range(frames):
             frame.pts = k
             output.mux(stream.encode(frame))
         output.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def very_long(frames: int = 100_001) -> bytes:
+    """A Matroska file of ``frames`` 16×16 MJPEG frames (one encoded frame muxed again and again: about
+    200 bytes a frame, a second to build)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="matroska") as output:
+        stream = output.add_stream("mjpeg", rate=25)
+        stream.width = stream.height = 16
+        stream.pix_fmt = "yuvj420p"
+        (packet,) = stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24"))
+        for k in range(frames):
+            packet.pts = packet.dts = k
+            output.mux(packet)
     return buffer.getvalue()
 
 
@@ -187,8 +233,25 @@ def corpus() -> list[Case]:
         ("decompression bomb (MJPEG AVI, 10000x10000 frames)", mjpeg_bomb, VIDEO, "more than the limit", None),
         ("variable frame rate", lambda: encode(clip(), pts=[0, 3, 4, 10, 30, 31, 32, 60, 61, 90, 91, 120]), VIDEO,
          ANSWER, None),
-        ("rotation metadata 90", lambda: encode(clip(), rotation=90), VIDEO, ANSWER, None),
+        ("rotation metadata 90", lambda: encode(sideways(90), rotation=90), VIDEO, ANSWER, None),
+        ("rotation metadata 180", lambda: encode(sideways(180), rotation=180), VIDEO, ANSWER, None),
+        ("rotation metadata 270", lambda: encode(sideways(270), rotation=270), VIDEO, ANSWER, None),
         ("H.264 4:4:4", lambda: encode(clip(), pix_fmt="yuv444p"), VIDEO, ANSWER, None),
+        ("H.264 10-bit", lambda: encode(clip(), pix_fmt="yuv420p10le"), VIDEO, ANSWER, None),
+        ("HEVC in MP4", lambda: encode(clip(), codec="libx265", options={"x265-params": "log-level=error"}), VIDEO,
+         ANSWER, None),
+        ("HEVC in Matroska", lambda: encode(clip(), container="matroska", codec="libx265",
+                                            options={"x265-params": "log-level=error"}), VIDEO, ANSWER, None),
+        ("AV1 in MP4", lambda: encode(clip(), codec="libsvtav1", options={"preset": "12"}), VIDEO, ANSWER, None),
+        ("AV1 in WebM", lambda: encode(clip(), container="webm", codec="libsvtav1", options={"preset": "12"}), VIDEO,
+         ANSWER, None),
+        ("VP9 in Matroska", lambda: encode(clip(), container="matroska", codec="libvpx-vp9"), VIDEO, ANSWER, None),
+        ("several faces", lambda: encode([people(640, 360, faces=3, face_px=90).image] * 6), VIDEO, ANSWER, None),
+        ("a face at the border", lambda: encode([at_the_border()] * 6), VIDEO, ANSWER, None),
+        ("a crowd", lambda: encode([people(1280, 720, faces=20, face_px=70).image] * 4), VIDEO, ANSWER, None),
+        ("a very long video (100001 frames)", very_long, VIDEO, "too long", None),
+        ("sampled frames over the total pixel limit (25 of 7000x7000)", lambda: mjpeg_bomb(7000, 25), VIDEO,
+         "pixels per video", 25),
         ("grayscale H.264", lambda: encode([np.repeat(face().mean(2, keepdims=True).astype(np.uint8), 3, 2)] * 12),
          VIDEO, ANSWER, None),
         ("VP9 in WebM", lambda: encode(clip(), container="webm", codec="libvpx-vp9"), VIDEO, ANSWER, None),
@@ -210,4 +273,11 @@ def corpus() -> list[Case]:
         ("1x1 PNG", lambda: image_bytes(np.zeros((1, 1, 3), np.uint8), "PNG"), IMAGE, "too small", None),
         ("4K JPEG", lambda: image_bytes(scene(3840, 2160), "JPEG"), IMAGE, ANSWER, None),
     ]
-    return [Case(name, build, model, expect, frames) for name, build, model, expect, frames in builders]
+    faces = {"rotation metadata 90", "rotation metadata 180", "rotation metadata 270", "several faces", "a crowd",
+             "a face at the border",
+             "H.264 4:4:4", "H.264 10-bit", "HEVC in MP4", "HEVC in Matroska", "AV1 in MP4", "AV1 in WebM",
+             "VP9 in WebM", "VP9 in Matroska", "MJPEG in AVI", "MPEG-2 in MPEG-TS", "ProRes in MOV",
+             "H.264 in Matroska", "moov atom at the start", "variable frame rate", "grayscale H.264"}
+    cases = [Case(name, build, model, expect, frames, name in faces) for name, build, model, expect, frames in builders]
+    assert faces <= {case.name for case in cases}
+    return cases

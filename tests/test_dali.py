@@ -54,10 +54,10 @@ def test_exactly_one_autoserialize_pipeline_in_the_definition(definition):
 
 
 def test_the_pipeline_decodes_the_frames_video_probe_chose(definition, videos):
-    indices = [sample_indices(probe_video(v), count) for v, count in zip(videos, (8, 5), strict=True)]
+    indices = [sample_indices(probe_video(v).frames, count) for v, count in zip(videos, (8, 5), strict=True)]
     frames = run_cpu(definition, videos, indices)
     for video, wanted, decoded in zip(videos, indices, frames, strict=True):
-        every_frame = decode_frames(video, np.arange(probe_video(video)))
+        every_frame = decode_frames(video, np.arange(probe_video(video).frames))
         assert decoded.shape == (len(wanted), *every_frame.shape[1:])
         for position, index in enumerate(wanted):
             # DALI converts YUV to RGB about one level brighter than FFmpeg's swscale (measured: mean absolute

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 import tritonclient.grpc as grpc
-from hostile import ANSWER, VIDEO, Case, corpus
-from tritonclient.utils import InferenceServerException
+from hostile import ANSWER, VIDEO, Case, clip_mp4, corpus
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from dfguard.scoring import VERDICTS
 from dfguard.serving.processes import tree_pss_mib
@@ -45,10 +45,44 @@ def test_every_upload_gets_an_answer_or_a_named_error_in_time(served, case):
     if status == ANSWER:
         assert re.search(case.expect, ANSWER), f"answered {detail!r}, expected an error matching {case.expect!r}"
         assert detail in VERDICTS
+        assert not case.face or detail != "no_face", "a clear face in every frame, and none found"
     else:
         assert status == "StatusCode.INVALID_ARGUMENT", (status, detail)
         assert re.search(case.expect, detail), detail
     assert grpc.InferenceServerClient(served.grpc_url).is_server_ready()
+
+
+def tensor(name: str, array: np.ndarray, datatype: str | None = None) -> grpc.InferInput:
+    wrapped = grpc.InferInput(name, list(array.shape), datatype or np_to_triton_dtype(array.dtype))
+    wrapped.set_data_from_numpy(array)
+    return wrapped
+
+
+MALFORMED = {  # requests to deepfake_video that Triton itself must refuse, naming the tensor
+    # Triton 2.51 does not check an ensemble's required inputs up front: without VIDEO the ensemble stops with
+    # "unexpected deadlock, at least one output is not set" (still INVALID_ARGUMENT, still per request)
+    "no VIDEO": (lambda v: [tensor("NUM_FRAMES", np.array([4], np.int32))], "VIDEO|at least one output is not set"),
+    "a misnamed input": (lambda v: [tensor("VIDEOS", v)], "VIDEOS"),
+    "an extra input": (lambda v: [tensor("VIDEO", v), tensor("AUDIO", v)], "AUDIO"),
+    "VIDEO as FP32": (lambda v: [tensor("VIDEO", v.astype(np.float32))], "VIDEO.*(FP32|UINT8)"),
+    "VIDEO in two dimensions": (lambda v: [tensor("VIDEO", v[: len(v) // 2 * 2].reshape(2, -1))], "VIDEO"),
+    "NUM_FRAMES as INT64": (lambda v: [tensor("VIDEO", v), tensor("NUM_FRAMES", np.array([4], np.int64))],
+                            "NUM_FRAMES.*(INT64|INT32)"),
+    "NUM_FRAMES of two values": (lambda v: [tensor("VIDEO", v), tensor("NUM_FRAMES", np.array([4, 8], np.int32))],
+                                 "NUM_FRAMES"),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_requests_are_refused_by_name(served, name):
+    make, pattern = MALFORMED[name]
+    client = grpc.InferenceServerClient(served.grpc_url)
+    video = np.frombuffer(clip_mp4(), np.uint8)
+    with pytest.raises(InferenceServerException) as error:
+        client.infer(VIDEO, make(video), client_timeout=SECONDS_PER_REQUEST)
+    assert error.value.status() == "StatusCode.INVALID_ARGUMENT", error.value.message()
+    assert re.search(pattern, error.value.message()), error.value.message()
+    assert client.is_server_ready()
 
 
 def test_the_corpus_is_wide():

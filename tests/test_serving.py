@@ -242,6 +242,47 @@ def test_with_tls_only_grpc_leaves_the_loopback(tmp_path):
     assert "--http-address=0.0.0.0" in plain and not any("ssl" in flag for flag in plain)
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost and its key (PEM), valid for a day."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    names = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1)).add_extension(names, critical=False)
+                   .sign(key, hashes.SHA256()))
+    cert, secret = folder / "server.pem", folder / "server.key"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    secret.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()))
+    return cert, secret
+
+
+def test_tls_mode_refuses_plaintext(server, video, tmp_path):
+    """With a certificate, gRPC speaks TLS only: a plaintext client gets no answer (UNAVAILABLE), a client that
+    trusts the certificate (the project's Connection options) is served."""
+    from dfguard.client.grpc_client import Connection
+
+    cert, key = self_signed(tmp_path)
+    with TritonServer(server.repository, tls_cert=cert, tls_key=key) as tls:
+        with pytest.raises(InferenceServerException) as refused:
+            grpc.InferenceServerClient(tls.grpc_url).is_server_ready(client_timeout=10)
+        assert refused.value.status() == "StatusCode.UNAVAILABLE"
+        options = Connection(tls.grpc_url, ssl=True, root_certificates=cert).client_options()
+        secure = grpc.InferenceServerClient(**options)
+        assert secure.is_server_ready(client_timeout=10)
+        assert len(probe(secure, video, 4)) == 4
+
+
 def test_a_dead_stub_gets_the_server_restarted_on_its_ports(server, video):
     """Triton 2.51 neither restarts a killed Python-backend stub nor reports its model unready (every request to
     it fails); ``TritonServer.supervise`` (what ``dfguard serve`` runs) restarts the server on the same ports."""

@@ -6,10 +6,11 @@ import io
 
 import numpy as np
 import pytest
+from hostile import encode, very_long
 from PIL import Image
 
 from dfguard.train.synthetic import VideoSpec, write_video
-from dfguard.video import VideoError, read_frames, sample_indices
+from dfguard.video import DecodeLimits, VideoError, decode_frames, probe_video, read_frames, sample_indices
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,40 @@ def test_what_is_not_a_video_is_named(video, make, message):
 
 
 def test_limits_and_missing_files(video, tmp_path):
-    with pytest.raises(VideoError, match="too long: 40 frames"):
+    with pytest.raises(VideoError, match=r"too long: its header declares 40 frames \(limit 39\)"):
         read_frames(video[0], 8, max_frames=39)
     with pytest.raises(VideoError, match="no such video file"):
         read_frames(tmp_path / "missing.mp4", 8)
     with pytest.raises(VideoError, match="no frames"):
         sample_indices(0, 8)
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_frames_come_out_as_a_player_shows_them(rotation):
+    """A camera that stores its frames sideways and says so in the display matrix: read_frames turns them
+    upright (the asymmetric pattern shows which way), decode_frames gives them as stored."""
+    shown = np.zeros((48, 80, 3), np.uint8)
+    shown[:16, :32] = 255  # a bright block at the top left of the picture as shown
+    stored = np.ascontiguousarray(np.rot90(shown, -rotation // 90))
+    data = encode([stored] * 3, rotation=rotation or None, pix_fmt="yuv444p", options={"crf": "0"})
+    assert probe_video(data).rotation == rotation
+    np.testing.assert_allclose(read_frames(data, 2).images[0], shown, atol=8)
+    np.testing.assert_allclose(decode_frames(data, np.array([0])).squeeze(0), stored, atol=8)
+
+
+def test_a_header_without_a_frame_count_is_refused_once_counting_passes_the_limit():
+    with pytest.raises(VideoError, match=r"too long: more than 1000 frames \(limit 1000\)"):
+        probe_video(very_long(5000), max_frames=1000)
+    assert probe_video(very_long(1000), max_frames=1000).frames == 1000
+
+
+def test_the_sampled_frames_total_pixel_and_decode_time_limits(video):
+    data = video[0]
+    pixels = 96 * 64
+    with pytest.raises(VideoError, match=r"pixels per video: sample fewer frames"):
+        probe_video(data, sampled=8, max_total_pixels=8 * pixels - 1)
+    assert probe_video(data, sampled=8, max_total_pixels=8 * pixels).frames == 40
+    with pytest.raises(VideoError, match=r"the sampled frames hold 24576 pixels, more than the limit of 24575"):
+        decode_frames(data, np.arange(4), limits=DecodeLimits(total_pixels=4 * pixels - 1))
+    with pytest.raises(VideoError, match=r"decoding took longer than the limit of 0 s"):
+        decode_frames(data, np.array([0, 39]), limits=DecodeLimits(seconds=0))

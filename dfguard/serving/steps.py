@@ -53,19 +53,21 @@ def invalid(message: str) -> Any:
 
 
 class VideoProbe:
-    """``VIDEO`` (the file's bytes) and optional ``NUM_FRAMES`` → ``FRAME_INDEX [F]``: the frames to decode,
-    spread evenly over the whole video. Reads the container only (nothing decoded) and refuses what is not a
-    usable video, so the decoder, DALI's included, only ever sees files that open and have frames."""
+    """``VIDEO`` (the file's bytes) and optional ``NUM_FRAMES`` → ``FRAME_INDEX [F]``, the frames to decode,
+    spread evenly over the whole video, and ``ROTATION [1]``, the display rotation (``dfguard.video.upright``).
+    Reads the container (only the first frame is decoded) and refuses what is not a usable video or exceeds a
+    limit, so the decoder, DALI's included, only ever sees files that open, have frames and fit."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        from dfguard.video import DEFAULT_FRAMES, MAX_FRAME_PIXELS
+        from dfguard.video import DEFAULT_FRAMES, MAX_FRAME_PIXELS, MAX_TOTAL_PIXELS, MAX_VIDEO_FRAMES
 
         settings = parameters(args)
         self.default_frames = int(settings.get("default_frames", DEFAULT_FRAMES))
         self.max_frames = int(settings.get("max_frames", 256))
-        self.max_video_frames = int(settings.get("max_video_frames", 100_000))
+        self.max_video_frames = int(settings.get("max_video_frames", MAX_VIDEO_FRAMES))
         self.max_bytes = int(settings.get("max_bytes", 512 * 2**20))
         self.max_pixels = int(settings.get("max_frame_pixels", MAX_FRAME_PIXELS))
+        self.max_total_pixels = int(settings.get("max_total_pixels", MAX_TOTAL_PIXELS))
 
     def execute(self, requests: list[Any]) -> list[Any]:
         return [self.probe(request) for request in requests]  # one video per request: nothing to batch here
@@ -83,21 +85,26 @@ class VideoProbe:
         if not 1 <= count <= self.max_frames:
             return invalid(f"NUM_FRAMES must be in 1..{self.max_frames}, got {count}")
         try:
-            total = probe_video(video.tobytes(), max_frames=self.max_video_frames, max_pixels=self.max_pixels)
+            info = probe_video(video.tobytes(), max_frames=self.max_video_frames, max_pixels=self.max_pixels,
+                               sampled=count, max_total_pixels=self.max_total_pixels)
         except VideoError as error:
             return invalid(f"bad video: {error}")
-        return pb.InferenceResponse([pb.Tensor("FRAME_INDEX", sample_indices(total, count).astype(np.int32))])
+        return pb.InferenceResponse([pb.Tensor("FRAME_INDEX", sample_indices(info.frames, count).astype(np.int32)),
+                                     pb.Tensor("ROTATION", np.array([info.rotation], np.int32))])
 
 
 class VideoDecode:
-    """``VIDEO`` and ``FRAME_INDEX`` → ``FRAMES [F, H, W, 3]`` with PyAV (the CPU twin of the DALI pipeline in
-    ``dfguard.serving.dali_pipeline``)."""
+    """``VIDEO`` and ``FRAME_INDEX`` → ``FRAMES [F, H, W, 3]`` as stored, with PyAV (the CPU twin of the DALI
+    pipeline in ``dfguard.serving.dali_pipeline``), within the config's limits (``dfguard.video.DecodeLimits``)."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        from dfguard.video import MAX_FRAME_PIXELS
+        from dfguard.video import MAX_DECODE_SECONDS, MAX_FRAME_PIXELS, MAX_TOTAL_PIXELS, DecodeLimits
 
         self.threads = thread_count(args)
-        self.max_pixels = int(parameters(args).get("max_frame_pixels", MAX_FRAME_PIXELS))
+        settings = parameters(args)
+        self.limits = DecodeLimits(frame_pixels=int(settings.get("max_frame_pixels", MAX_FRAME_PIXELS)),
+                                   total_pixels=int(settings.get("max_total_pixels", MAX_TOTAL_PIXELS)),
+                                   seconds=float(settings.get("max_decode_seconds", MAX_DECODE_SECONDS)))
 
     def execute(self, requests: list[Any]) -> list[Any]:
         return [self.decode(request) for request in requests]
@@ -111,7 +118,7 @@ class VideoDecode:
         video = pb.get_input_tensor_by_name(request, "VIDEO").as_numpy()
         indices = pb.get_input_tensor_by_name(request, "FRAME_INDEX").as_numpy().reshape(-1)
         try:
-            frames = decode_frames(video.tobytes(), indices, threads=self.threads, max_pixels=self.max_pixels)
+            frames = decode_frames(video.tobytes(), indices, threads=self.threads, limits=self.limits)
             as_rgb(frames[0])  # a frame too small or too large to search for faces is refused here
         except (VideoError, ValueError) as error:
             return invalid(f"bad video: {error}")
@@ -186,9 +193,10 @@ class OnnxModel:
 
 
 class FaceFinder:
-    """``FRAMES [F, H, W, 3]`` → every face (``dfguard.faces.search.find_faces``) and its crops: ``FACES [M, 3, S,
-    S]``, ``PARTS [M, 4, 3, P, P]``, ``FACE_FRAME [N]`` (the sampled frame), ``FACE_BOX [N, 4]`` (x0, y0, x1, y1
-    in frame pixels), ``FACE_TRACK [N]``, ``FRAME_FACES [F]`` (faces per frame). ``M = max(N, 1)``: without a face
+    """``FRAMES [F, H, W, 3]`` (and the video's optional ``ROTATION [1]``: they are turned upright first) → every
+    face (``dfguard.faces.search.find_faces``) and its crops: ``FACES [M, 3, S, S]``, ``PARTS [M, 4, 3, P, P]``,
+    ``FACE_FRAME [N]`` (the sampled frame), ``FACE_BOX [N, 4]`` (x0, y0, x1, y1 in upright frame pixels),
+    ``FACE_TRACK [N]``, ``FRAME_FACES [F]`` (faces per frame). ``M = max(N, 1)``: without a face
     the crops are one black placeholder, because the model steps (a TensorRT plan above all) cannot take a batch
     of 0; ``cluster_classifier`` scores only the N faces that ``FACE_TRACK`` lists.
 
@@ -210,7 +218,7 @@ class FaceFinder:
         from dfguard.faces.search import find_faces_many
 
         pb = _pb()
-        videos = [list(pb.get_input_tensor_by_name(r, "FRAMES").as_numpy()) for r in requests]
+        videos = [list(self.upright_frames(request)) for request in requests]
         try:
             found = find_faces_many(videos, self.detector, self.tracks, self.run_detector, self.batch, self.calls)
         except DetectorError as error:
@@ -223,6 +231,16 @@ class FaceFinder:
                 pb.Tensor("FACE_FRAME", faces.frame), pb.Tensor("FACE_BOX", faces.boxes),
                 pb.Tensor("FACE_TRACK", faces.track), pb.Tensor("FRAME_FACES", faces.frame_faces)]))
         return responses
+
+    @staticmethod
+    def upright_frames(request: Any) -> np.ndarray:
+        """A request's ``FRAMES``, turned by its ``ROTATION`` when it has one."""
+        from dfguard.video import upright
+
+        pb = _pb()
+        frames = pb.get_input_tensor_by_name(request, "FRAMES").as_numpy()
+        rotation = pb.get_input_tensor_by_name(request, "ROTATION")
+        return frames if rotation is None else upright(frames, int(rotation.as_numpy().reshape(-1)[0]))
 
     def run_detector(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``face_detector`` on ``inputs [W, 3, S, S]`` through BLS; its outputs in host memory."""
