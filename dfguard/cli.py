@@ -184,6 +184,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, TensorBoard logs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set stage1.lr=3e-4 (checked like the file)")
+    parser.add_argument("--fakes", choices=("dataset", "self-blend", "both"), help="the data set's fakes, fakes "
+                        "self-blended from its real faces alone (no labelled fakes needed), or both (data.fakes)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     parser.add_argument("--verify-replicas", action="store_true",
@@ -195,7 +197,8 @@ def run_train(args: argparse.Namespace) -> int:
     from dfguard.train.config import load_preset
     from dfguard.train.trainer import Trainer
 
-    config = load_preset(args.config, tuple(args.set))
+    overrides = tuple(args.set) + ((f"data.fakes={args.fakes}",) if args.fakes else ())
+    config = load_preset(args.config, overrides)
     best = Trainer(config, args.data, args.out, device=args.device, workers=args.workers,
                    verify_replicas=args.verify_replicas).run()
     if os.environ.get("RANK", "0") == "0":
@@ -214,6 +217,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--jpeg", type=int, nargs="*", default=[], help="JPEG qualities to sweep, e.g. 90 70 50")
     parser.add_argument("--blur", type=float, nargs="*", default=[], help="Gaussian blur sigmas, e.g. 1 2 3")
+    parser.add_argument("--calibration", type=Path, help="calibration.json from dfguard calibrate: also report its "
+                        "calibration error (ECE) on this split")
     parser.add_argument("--workers", type=int, default=0)
 
 
@@ -226,10 +231,39 @@ def run_eval(args: argparse.Namespace) -> int:
         return 0
     if not (args.checkpoint and args.data and args.out):
         raise ValueError("give a checkpoint, --data and --out (or --summary METRICS_JSON ...)")
+    from dfguard.calibration import Calibration
+    from dfguard.inference.spec import read_calibrated
+
+    calibration = read_calibrated(args.calibration).calibration if args.calibration else Calibration()
     evaluate(args.checkpoint, args.data, args.out, split=args.split, jpeg=tuple(args.jpeg), blur=tuple(args.blur),
-             workers=args.workers)
+             workers=args.workers, calibration=calibration)
     print((args.out / "metrics.md").read_text(), end="")
     print(f"wrote {args.out / 'metrics.json'} and {args.out / 'roc.png'}")
+    return 0
+
+
+def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dfguard calibrate``."""
+    parser.add_argument("checkpoint", type=Path, help="best.pt of a training run")
+    parser.add_argument("--data", type=Path, required=True, help="a folder made by dfguard prepare")
+    parser.add_argument("--out", type=Path, required=True, help="folder for calibration.json, calibration.md, "
+                        "reliability.png")
+    parser.add_argument("--split", default="val", help="the split to fit on (not the one you report on)")
+    parser.add_argument("--fake-fpr", type=float, default=0.01, help="share of real videos the fake verdict may "
+                        "flag: its threshold is this operating point")
+    parser.add_argument("--real-fnr", type=float, default=0.05, help="share of fake videos the real verdict may "
+                        "pass: real at or below the score under which at most this many fakes fall")
+    parser.add_argument("--workers", type=int, default=0)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Fit the calibration and operating points; print the report."""
+    from dfguard.train.calibrate import calibrate
+
+    calibrate(args.checkpoint, args.data, args.out, split=args.split, fake_fpr=args.fake_fpr,
+              real_fnr=args.real_fnr, workers=args.workers)
+    print((args.out / "calibration.md").read_text(), end="")
+    print(f"wrote {args.out / 'calibration.json'} (dfguard export --calibration) and {args.out / 'reliability.png'}")
     return 0
 
 
@@ -248,24 +282,28 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         "fake (written into serving_spec.json)")
     parser.add_argument("--real-at", type=float, default=0.4, help="video score at or below which it is real; "
                         "between the two it is uncertain")
+    parser.add_argument("--calibration", type=Path, help="calibration.json from dfguard calibrate: calibrated "
+                        "probabilities, and verdict thresholds at its operating points (replace --fake-at/--real-at)")
     add_face_search_arguments(parser)
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Export a checkpoint as the ensemble's ONNX models; each is checked against PyTorch."""
+    from dfguard.inference.spec import read_calibrated
     from dfguard.scoring import VerdictThresholds
     from dfguard.train.export import export_model, export_repository
 
     verdict = VerdictThresholds(fake_at=args.fake_at, real_at=args.real_at)
+    calibrated = read_calibrated(args.calibration) if args.calibration else None
     detector, tracks = face_settings(args)
     if args.repository:  # without TensorRT, --target gpu raises before exporting: main() reports it, exit 2
         export_repository(args.checkpoint, args.repository, target=args.target, max_batch=args.max_batch,
-                          verdict=verdict, faces=detector, tracks=tracks)
+                          verdict=verdict, faces=detector, tracks=tracks, calibrated=calibrated)
         print(f"placed the models{' and TensorRT plans' if args.target == 'gpu' else ''} and serving_spec.json "
               f"in {args.repository}: dfguard serve --repository {args.repository} --target {args.target}")
         return 0
     spec = export_model(args.checkpoint, args.out, max_batch=args.max_batch, detector=not args.no_detector,
-                        verdict=verdict, faces=detector, tracks=tracks)
+                        verdict=verdict, faces=detector, tracks=tracks, calibrated=calibrated)
     print(f"wrote {', '.join(m + '.onnx' for m in spec.models)} and serving_spec.json to {args.out}")
     return 0
 
@@ -414,6 +452,8 @@ COMMANDS: dict[str, Command] = {
                      add_train_arguments, run_train),
     "eval": Command("evaluate a checkpoint: AUC, EER, AP, ACC per method, JPEG/blur sweeps, ROC plot",
                     add_eval_arguments, run_eval),
+    "calibrate": Command("fit calibrated probabilities and verdict thresholds at chosen false-positive rates",
+                         add_calibrate_arguments, run_calibrate),
     "export": Command("export a trained model as ONNX (streams, fusion, face detector) with parity checks",
                       add_export_arguments, run_export),
     "serve": Command("start tritonserver for the ensemble (127.0.0.1, model control none, admin APIs keyed)",

@@ -4,7 +4,8 @@ The one definition of the scoring rule, for the Triton ``cluster_classifier`` st
 evaluation and training's validation alike. Each face gets P(fake); a track (one person in one shot) the mean of
 its faces; the video the highest score among the tracks seen often enough to count, so a forged person beside
 real ones is flagged; a frame the highest score of its faces (NaN without one). A video where no track counts is
-``no_face``, not a guess.
+``no_face``, not a guess. A fitted ``Calibration`` (``dfguard.calibration``) then turns each of these raw scores
+into a probability, and the verdict thresholds apply to the calibrated video score.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dfguard.calibration import Calibration
 from dfguard.faces.settings import TrackConfig
 
 VERDICTS = ("fake", "real", "uncertain", "no_face")
@@ -41,13 +43,14 @@ class VerdictThresholds:
 
 @dataclass(frozen=True)
 class VideoScorer:
-    """The score rule of a trained model and its verdict thresholds (a serving spec's ``scorer()``)."""
+    """The score rule of a trained model, its calibration and verdict thresholds (a serving spec's ``scorer()``)."""
 
     rule: str  # "cluster" (CDNet's centres) or "logit" (the stage-1 head)
     center_real: np.ndarray
     center_fake: np.ndarray
     cluster_scale: float = CLUSTER_SCALE
     thresholds: VerdictThresholds = field(default_factory=VerdictThresholds)
+    calibration: Calibration = field(default_factory=Calibration)
 
     def __post_init__(self) -> None:
         if self.rule not in SCORE_RULES:
@@ -68,13 +71,13 @@ class VideoScorer:
     def score_faces(self, embeddings: np.ndarray, logits: np.ndarray, face_frame: np.ndarray,
                     face_track: np.ndarray, num_frames: int, tracks: TrackConfig) -> FacesResult:
         """Score the N faces listed by ``face_frame``/``face_track`` (the first N rows of ``embeddings`` and
-        ``logits``; rows after them are padding) and aggregate them (``aggregate_faces``); a track counts when
-        ``tracks.counts`` says so."""
+        ``logits``; rows after them are padding), aggregate them and calibrate (``aggregate_faces``); a track
+        counts when ``tracks.counts`` says so."""
         count = len(face_track)
         scores = self.frame_scores(embeddings[:count], np.asarray(logits).reshape(-1)[:count])
         faces_per_track = np.bincount(np.asarray(face_track, np.int64))
         counts = np.array([tracks.counts(int(n), num_frames) for n in faces_per_track], bool)
-        return aggregate_faces(scores, face_frame, face_track, num_frames, counts, self.thresholds)
+        return aggregate_faces(scores, face_frame, face_track, num_frames, counts, self.thresholds, self.calibration)
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,13 @@ class FacesResult:
 
 
 def aggregate_faces(face_scores: np.ndarray, face_frame: np.ndarray, face_track: np.ndarray, num_frames: int,
-                    track_counts: np.ndarray, thresholds: VerdictThresholds = VerdictThresholds()) -> FacesResult:
+                    track_counts: np.ndarray, thresholds: VerdictThresholds = VerdictThresholds(),
+                    calibration: Calibration = Calibration()) -> FacesResult:
     """The rule for many faces: a forged person is flagged even beside real ones, so the video takes its most
     suspicious person (the highest track score among the tracks that count), and a person's score is the mean
-    over their faces, as a one-face video's score is the mean over its frames (which this rule reproduces)."""
+    over their faces, as a one-face video's score is the mean over its frames (which this rule reproduces).
+    The raw scores are aggregated, then each is calibrated (an increasing map: the video is still its highest
+    track) and the verdict read from the calibrated video score."""
     face_scores = np.asarray(face_scores, np.float64).reshape(-1)
     face_frame, face_track = np.asarray(face_frame, np.int64).reshape(-1), np.asarray(face_track, np.int64).reshape(-1)
     track_counts = np.asarray(track_counts, bool).reshape(-1)
@@ -108,7 +114,8 @@ def aggregate_faces(face_scores: np.ndarray, face_frame: np.ndarray, face_track:
     counts = np.bincount(face_track, minlength=len(track_counts))
     track_scores = np.divide(sums, counts, out=np.full(len(track_counts), np.nan), where=counts > 0)
     eligible = track_scores[track_counts & (counts > 0)]
+    face_scores, frame_scores, track_scores = map(calibration.apply, (face_scores, frame_scores, track_scores))
     if not len(eligible):
         return FacesResult(face_scores, frame_scores, track_scores, float("nan"), "no_face")
-    video = float(eligible.max())
+    video = float(calibration.apply(eligible.max()))
     return FacesResult(face_scores, frame_scores, track_scores, video, thresholds.verdict(video))

@@ -65,7 +65,8 @@ def served(repository):
 # Markers by what a test needs: a trained model or prepared data is slow (built once per session, minutes);
 # a real tritonserver is an integration test. `make test-fast` runs the rest (`-m "not slow and not integration"`).
 SLOW_FIXTURES = {"prepared", "trained", "repository"}
-SERVER_MODULES = {"test_serving", "test_ensemble", "test_client", "test_score", "test_hostile", "test_faults"}
+SERVER_MODULES = {"test_serving", "test_ensemble", "test_client", "test_score", "test_hostile", "test_faults",
+                  "test_calibrate"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -188,6 +188,13 @@ def clip_mp4() -> bytes:
     return encode([face()] * 12)
 
 
+@cache
+def heavy_video() -> bytes:
+    """A 1080p video of 150 frames with three people: sampled at 64 frames, seconds of work for the server."""
+    frames = [people(1920, 1080, faces=3, face_px=120, seed=k).image for k in range(3)]
+    return encode([frames[k % 3] for k in range(150)], options={"preset": "ultrafast"})
+
+
 def zipped(data: bytes) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -23,7 +23,8 @@ SOURCES = {"dfguard": "dfguard", "kernels": "dfguard.kernels", "train": "dfguard
            "benchmarks": "benchmarks"}
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("dfguard.kernels", "dfguard.paths", "dfguard.errors", "dfguard.extras", "dfguard.config", "dfguard.appendfile"),
-    ("dfguard.faces", "dfguard.video", "dfguard.image", "dfguard.scoring", "dfguard.onnx_export"),
+    ("dfguard.faces", "dfguard.video", "dfguard.image", "dfguard.calibration", "dfguard.scoring",
+     "dfguard.onnx_export"),
     ("dfguard.inference", "dfguard.visualize"),
     ("dfguard.serving", "dfguard.pipeline", "dfguard.client"),
     ("dfguard.train",),

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 import numpy as np
 import pytest
 import tritonclient.grpc as grpc
-from hostile import VIDEO, clip_mp4, encode, people
+from hostile import VIDEO, clip_mp4, heavy_video
 from tritonclient.utils import InferenceServerException
 
 from dfguard.scoring import VERDICTS
@@ -34,12 +34,6 @@ def infer(url: str, data: bytes, num_frames: int | None = None, timeout: float =
         inputs[1].set_data_from_numpy(np.array([num_frames], np.int32))
     result = grpc.InferenceServerClient(url).infer(VIDEO, inputs, client_timeout=timeout)
     return result.as_numpy("VERDICT")[0].decode()
-
-
-def heavy_video() -> bytes:
-    """A 1080p video of 150 frames with three people: sampled at 64 frames, seconds of work for the server."""
-    frames = [people(1920, 1080, faces=3, face_px=120, seed=k).image for k in range(3)]
-    return encode([frames[k % 3] for k in range(150)], options={"preset": "ultrafast"})
 
 
 def latencies(url: str, data: bytes, count: int) -> np.ndarray:

@@ -283,23 +283,63 @@ def test_tls_mode_refuses_plaintext(server, video, tmp_path):
         assert len(probe(secure, video, 4)) == 4
 
 
-def test_a_dead_stub_gets_the_server_restarted_on_its_ports(server, video):
-    """Triton 2.51 neither restarts a killed Python-backend stub nor reports its model unready (every request to
-    it fails); ``TritonServer.supervise`` (what ``dfguard serve`` runs) restarts the server on the same ports."""
+def stubs_of(server: TritonServer, model: str) -> list[int]:
+    """The Python-backend stubs serving ``model`` (its folder is on each stub's command line)."""
+    found = []
+    for pid in sorted(server.stubs):
+        try:
+            if f"/{model}/".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_dead_stub_fails_its_requests_in_time_and_gets_the_server_restarted(server, video):
+    """Triton 2.51 neither restarts a killed Python-backend stub nor reports its model unready: a request in flight
+    in the killed stub gets an error (not a hang: well inside its deadline), and so does every later request to
+    that model; ``TritonServer.supervise`` (what ``dfguard serve`` runs) restarts the server on the same ports."""
     import os
     import signal
     import threading
 
+    from hostile import heavy_video
+
+    heavy = heavy_video()
     supervised = TritonServer(server.repository).start()
     watcher = threading.Thread(target=supervised.supervise, kwargs={"interval": 0.5})
     watcher.start()
     try:
         client = grpc.InferenceServerClient(supervised.grpc_url)
         assert len(probe(client, video, 4)) == 4
+        indices = np.arange(0, 128, 2, dtype=np.int32)  # 64 of its 150 frames (over this server's byte limit
+        # for video_probe, which video_decode does not check)
+        outcome: list[BaseException | float] = []
+
+        def decode_heavy() -> None:
+            start = time.monotonic()
+            try:
+                client.infer("video_decode", [tensor("VIDEO", np.frombuffer(heavy, np.uint8), "UINT8"),
+                                              tensor("FRAME_INDEX", indices, "INT32")], client_timeout=60)
+                outcome.append(time.monotonic() - start)
+            except InferenceServerException as error:
+                outcome.append(error)
+                outcome.append(time.monotonic() - start)
+
+        in_flight = threading.Thread(target=decode_heavy)
         first = set(supervised.stubs)
-        os.kill(sorted(first)[0], signal.SIGKILL)
+        decoders = stubs_of(supervised, "video_decode")
+        assert len(decoders) == 2
+        in_flight.start()
+        time.sleep(0.3)  # the heavy decode is in a stub now
+        for pid in decoders:
+            os.kill(pid, signal.SIGKILL)
+        in_flight.join(60)
+        assert not in_flight.is_alive() and isinstance(outcome[0], InferenceServerException), outcome
+        print(f"in flight when its stub died: {outcome[0].status()} after {outcome[1]:.1f} s: {outcome[0].message()}")
+        assert outcome[1] < 30
         deadline, answered = time.monotonic() + 120, False
-        while not answered and time.monotonic() < deadline:  # the other instance may answer until the restart
+        while not answered and time.monotonic() < deadline:
             try:
                 answered = not supervised.stubs & first and len(
                     probe(grpc.InferenceServerClient(supervised.grpc_url), video, 4)) == 4

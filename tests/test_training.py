@@ -79,10 +79,15 @@ def test_eval_writes_metrics_table_and_roc(trained, prepared, tmp_path):
     assert set(results) == {"clean", "jpeg30", "blur2"}
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert set(saved["results"]["clean"]["all"]) == {"frame", "video"}
-    assert set(saved["results"]["clean"]["all"]["frame"]) == {"auc", "eer", "ap", "acc", "n"}
-    table = (tmp_path / "metrics.md").read_text().splitlines()
+    assert set(saved["results"]["clean"]["all"]["frame"]) == {"auc", "eer", "ap", "acc", "n", "reals", "fakes",
+                                                               "tpr@fpr0.1", "tpr@fpr0.01", "tpr@fpr0.001"}
+    table, operating = (tmp_path / "metrics.md").read_text().split("\n\n", 1)
+    table = table.splitlines()
     assert table[0].startswith("| model | condition | bilinear | nearest | pixel_shuffle | transposed_conv |")
     assert len(table) == 5
+    rows = [line for line in operating.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| methods | real videos | fake videos | tpr@fpr0.1 |")
+    assert len(rows) == 1 + 1 + 4  # the header, all methods, each method
     assert (tmp_path / "roc.png").stat().st_size > 10_000
     dfguard = BIN / "dfguard"
     summary = subprocess.run([str(dfguard), "eval", "--summary", str(tmp_path / "metrics.json")], capture_output=True,

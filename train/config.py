@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from dfguard.config import load_config
 from dfguard.inference.config import ModelConfig
@@ -38,9 +39,12 @@ class StageTwoConfig:
 @dataclass(frozen=True)
 class DataConfig:
     """Which prepared videos train and validate: ``methods`` keeps only those manipulation methods (real videos
-    always stay), e.g. ``[Deepfakes]`` to train on one FaceForensics++ method and test on the others."""
+    always stay), e.g. ``[Deepfakes]`` to train on one FaceForensics++ method and test on the others. ``fakes``:
+    the data set's labelled fakes (``dataset``), self-blended fakes made from its real faces alone
+    (``self-blend``, ``train/self_blend.py``: for teams with real videos and no fakes), or both."""
 
     methods: tuple[str, ...] | None = None
+    fakes: Literal["dataset", "self-blend", "both"] = "dataset"
 
 
 @dataclass(frozen=True)

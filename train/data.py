@@ -73,7 +73,7 @@ class FrameDataset(Dataset):
         """How many frames were sampled from a video."""
         return self.videos[video].frames
 
-    def _load(self, video: int, keys: tuple[str, ...] = ("faces", "parts")) -> dict[str, np.ndarray]:
+    def _load(self, video: int, keys: tuple[str, ...] = ("faces", "parts", "keypoints")) -> dict[str, np.ndarray]:
         """Only the listed arrays of a video's crop file (each is decompressed on access)."""
         with np.load(self.root / self.videos[video].crops) as data:
             return {key: data[key] for key in keys}
@@ -97,16 +97,28 @@ class FrameDataset(Dataset):
         """The video id of every sample."""
         return [self.videos[ref.video].video_id for ref in self.frames]
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def crops_of(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A sample's face crop ``[3, S, S]``, parts ``[4, 3, P, P]`` and keypoints ``[6, 2]`` (face-crop pixels)."""
         ref = self.frames[index]
         crops = self._crops(ref.video)
-        face, parts = crops["faces"][ref.row], crops["parts"][ref.row]
+        return crops["faces"][ref.row], crops["parts"][ref.row], crops["keypoints"][ref.row]
+
+    def labels_of(self, index: int) -> int:
+        """A sample's label (1 = fake)."""
+        return self.videos[self.frames[index].video].label
+
+    def sample(self, face: np.ndarray, parts: np.ndarray, label: int, index: int) -> dict[str, torch.Tensor]:
+        """The model's inputs from a face and its parts (flipped at random when ``flip``, then degraded)."""
         if self.flip and torch.rand(()) < 0.5:  # torch's RNG: seeded per worker by the DataLoader
             face, parts = face[..., ::-1], parts[FLIPPED_PARTS][..., ::-1]
         if self.degrade is not None:
             face, parts = self.degrade(face), np.stack([self.degrade(part) for part in parts])
         inputs = model_inputs(np.ascontiguousarray(face[None]), np.ascontiguousarray(parts[None]), self.cutoff)
         sample = {key: value[0] for key, value in inputs.items()}
-        sample["label"] = torch.tensor(self.videos[ref.video].label)
+        sample["label"] = torch.tensor(label)
         sample["index"] = torch.tensor(index)
         return sample
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        face, parts, _ = self.crops_of(index)
+        return self.sample(face, parts, self.labels_of(index), index)

@@ -22,7 +22,9 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
 
-from dfguard.inference.checkpoint import load_model
+from dfguard.calibration import Calibration, expected_calibration_error, threshold_for_fpr
+from dfguard.config import to_dict
+from dfguard.inference.checkpoint import TrainedModel, load_model
 from dfguard.scoring import aggregate_faces
 
 from .data import FrameDataset
@@ -53,15 +55,27 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((fpr[k] + fnr[k]) / 2)
 
 
+REPORTED_FPRS = (0.1, 0.01, 0.001)  # the operating points every report lists: TPR at FPR 10 %, 1 %, 0.1 %
+
+
+def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float) -> float:
+    """The true-positive rate at the lowest threshold whose false-positive rate is at most ``fpr``."""
+    threshold = threshold_for_fpr(scores[labels == 0], fpr)
+    return float((scores[labels == 1] >= threshold).mean())
+
+
 def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """AUC, EER, AP and accuracy at 0.5 (NaN where a class is missing)."""
+    """AUC, EER, AP, accuracy at 0.5 and TPR at the ``REPORTED_FPRS`` (NaN where a class is missing; at FPR
+    0.1 % with fewer than 1000 real videos, that is the TPR with no real video flagged)."""
+    nan = float("nan")
+    at = {f"tpr@fpr{fpr:g}": nan for fpr in REPORTED_FPRS}
     if len(set(labels.tolist())) < 2:
-        nan = float("nan")
         accuracy = float(((scores >= 0.5) == labels).mean()) if len(labels) else nan
-        return {"auc": nan, "eer": nan, "ap": nan, "acc": accuracy, "n": len(labels)}
+        return {"auc": nan, "eer": nan, "ap": nan, "acc": accuracy, **at, "n": len(labels)}
+    at = {f"tpr@fpr{fpr:g}": tpr_at_fpr(labels, scores, fpr) for fpr in REPORTED_FPRS}
     return {"auc": float(roc_auc_score(labels, scores)), "eer": equal_error_rate(labels, scores),
             "ap": float(average_precision_score(labels, scores)), "acc": float(((scores >= 0.5) == labels).mean()),
-            "n": len(labels)}
+            **at, "n": len(labels), "reals": int((labels == 0).sum()), "fakes": int((labels == 1).sum())}
 
 
 @dataclass(frozen=True)
@@ -94,10 +108,13 @@ class Scored:
                 methods.append(self.methods[k[0]])
         return np.array(scores), np.array(labels, int), methods
 
-    def metrics(self) -> dict[str, dict[str, float]]:
-        """Face and video metrics (``video`` also says how many videos had no track that counts)."""
+    def metrics(self, calibration: Calibration = Calibration()) -> dict[str, dict[str, float]]:
+        """Face and video metrics (``video`` also says how many videos had no track that counts, and, for a
+        fitted ``calibration``, its expected calibration error on these videos)."""
         scores, video_labels, _ = self.by_video()
         video = binary_metrics(video_labels, scores) | {"no_track": len(set(self.videos)) - len(scores)}
+        if not calibration.identity and len(scores):
+            video["ece"] = expected_calibration_error(calibration.apply(scores), video_labels)
         return {"frame": binary_metrics(self.labels, self.scores), "video": video}
 
     def subset(self, keep: np.ndarray) -> Scored:
@@ -106,33 +123,52 @@ class Scored:
                       self.track_ids[keep], self.tracks)
 
 
+class SplitScorer:
+    """Scores every face of one split of a prepared folder with a trained model, under a degradation or none."""
+
+    def __init__(self, trained: TrainedModel, prepared: Path, split: str, workers: int = 0) -> None:
+        self.trained = trained
+        self.frames = FrameDataset(prepared, split, cutoff=trained.spec().cutoff)
+        self.methods = [self.frames.videos[ref.video].method for ref in self.frames.frames]
+        self.face_frames = np.array([ref.frame for ref in self.frames.frames])
+        self.face_tracks = np.array([ref.track for ref in self.frames.frames])
+        self.tracks = {record.video_id: (record.frames, self.frames.track_counts(v))
+                       for v, record in enumerate(self.frames.videos)}
+        self.loader = DataLoader(self.frames, batch_size=32, num_workers=workers)
+
+    def score(self, degrade: Callable | None = None, progress: bool = True, desc: str = "clean") -> Scored:
+        """Raw face scores of the split, with what each belongs to."""
+        model = self.trained.model
+        self.frames.degrade = degrade
+        scores, _, _ = predict(model, self.loader, next(model.parameters()).device, self.trained.stage, progress,
+                               desc=desc)
+        return Scored(scores, self.frames.labels, self.frames.video_ids, self.methods, self.face_frames,
+                      self.face_tracks, self.tracks)
+
+
 def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test", jpeg: tuple[int, ...] = (),
-             blur: tuple[float, ...] = (), workers: int = 0, progress: bool = True) -> dict:
-    """Score ``split`` of a prepared folder with ``checkpoint``; write metrics.json, metrics.md and roc.png."""
+             blur: tuple[float, ...] = (), workers: int = 0, progress: bool = True,
+             calibration: Calibration = Calibration()) -> dict:
+    """Score ``split`` of a prepared folder with ``checkpoint``; write metrics.json, metrics.md and roc.png.
+    With a ``calibration`` (``dfguard calibrate``), the video metrics include its calibration error there."""
     trained = load_model(checkpoint)
-    model, stage, spec = trained.model, trained.stage, trained.spec()
-    frames = FrameDataset(prepared, split, cutoff=spec.cutoff)
-    methods = [frames.videos[ref.video].method for ref in frames.frames]
-    face_frames = np.array([ref.frame for ref in frames.frames])
-    face_tracks = np.array([ref.track for ref in frames.frames])
-    tracks = {record.video_id: (record.frames, frames.track_counts(v)) for v, record in enumerate(frames.videos)}
+    spec = trained.spec()
+    scorer = SplitScorer(trained, prepared, split, workers)
     conditions: dict[str, Callable | None] = {"clean": None}
     conditions |= {f"jpeg{q}": degrade_jpeg(q) for q in jpeg} | {f"blur{s:g}": degrade_blur(s) for s in blur}
-    results, clean = {}, None
-    loader = DataLoader(frames, batch_size=32, num_workers=workers)
+    results, clean, methods = {}, None, scorer.methods
     for name, degrade in conditions.items():
-        frames.degrade = degrade
-        scores, _, _ = predict(model, loader, next(model.parameters()).device, stage, progress, desc=name)
-        scored = Scored(scores, frames.labels, frames.video_ids, methods, face_frames, face_tracks, tracks)
+        scored = scorer.score(degrade, progress, desc=name)
         clean = clean or scored
-        per_method = {m: scored.subset(np.array([x in ("real", m) for x in methods])).metrics()
+        per_method = {m: scored.subset(np.array([x in ("real", m) for x in methods])).metrics(calibration)
                       for m in sorted(set(methods) - {"real"})}
-        results[name] = {"all": scored.metrics(), "per_method": per_method}
+        results[name] = {"all": scored.metrics(calibration), "per_method": per_method}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps({"checkpoint": str(checkpoint), "preset": spec.preset,
-                                                  "prepared": str(prepared), "split": split, "stage": stage,
-                                                  "results": results}, indent=2))
+                                                  "prepared": str(prepared), "split": split, "stage": trained.stage,
+                                                  "calibration": to_dict(calibration), "results": results},
+                                                 indent=2))
     (out / "metrics.md").write_text(markdown_table(spec.preset, results))
     plot_roc(clean, out / "roc.png", title=f"{spec.preset} on {Path(prepared).name}/{split}")
     return results
@@ -147,6 +183,15 @@ def markdown_table(preset: str, results: dict) -> str:
         cells = [f"{result['per_method'][m]['video']['auc']:.3f}" for m in methods]
         lines.append(f"| {preset} | {condition} | " + " | ".join(cells)
                      + f" | {result['all']['video']['auc']:.3f} | {result['all']['frame']['auc']:.3f} |")
+    keys = [f"tpr@fpr{fpr:g}" for fpr in REPORTED_FPRS]
+    lines += ["", "Videos flagged (TPR) at a false-positive rate on real videos of " + ", ".join(
+        f"{fpr:.1%}" for fpr in REPORTED_FPRS) + " (clean):", "",
+        "| methods | real videos | fake videos | " + " | ".join(keys) + " |", "|---|---:|---:|" + "---:|" * len(keys)]
+    clean = results["clean"]
+    for name, metrics in [("all", clean["all"]), *clean["per_method"].items()]:
+        video = metrics["video"]
+        cells = " | ".join(f"{video[key]:.3f}" for key in keys)
+        lines.append(f"| {name} | {video.get('reals', '')} | {video.get('fakes', '')} | {cells} |")
     return "\n".join(lines) + "\n"
 
 

@@ -29,7 +29,7 @@ from dfguard.faces.weights import detector_kind
 from dfguard.inference.checkpoint import load_model
 from dfguard.inference.features import frequency_features
 from dfguard.inference.models import DeepfakeDetector
-from dfguard.inference.spec import SPEC_FILE, ServingSpec
+from dfguard.inference.spec import SPEC_FILE, CalibratedScores, ServingSpec
 from dfguard.onnx_export import ExportParityError, export_onnx
 from dfguard.scoring import VerdictThresholds
 
@@ -100,11 +100,13 @@ def export_graph(graph: nn.Module, inputs: dict[str, np.ndarray], path: Path, ou
 
 def export_model(checkpoint: Path, out: Path, *, max_batch: int = 256, tolerance: float = 1e-4,
                  verdict: VerdictThresholds = VerdictThresholds(), detector: bool = True,
-                 faces: DetectorConfig = DetectorConfig(), tracks: TrackConfig = TrackConfig()) -> ServingSpec:
+                 faces: DetectorConfig = DetectorConfig(), tracks: TrackConfig = TrackConfig(),
+                 calibrated: CalibratedScores | None = None) -> ServingSpec:
     """Export a training checkpoint; returns (and writes as ``serving_spec.json``) its serving spec. ``faces``
-    and ``tracks``: how the served model finds and links faces; ``detector``: also export that detector."""
+    and ``tracks``: how the served model finds and links faces; ``detector``: also export that detector;
+    ``calibrated``: the calibration and verdict thresholds ``dfguard calibrate`` fitted (else ``verdict``)."""
     trained = load_model(checkpoint)
-    model, spec = trained.model, trained.spec(verdict, detector=faces, tracks=tracks)
+    model, spec = trained.model, trained.spec(verdict, detector=faces, tracks=tracks, calibrated=calibrated)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     crops, parts = sample_crops(spec.crop, 6)
@@ -132,7 +134,7 @@ def export_model(checkpoint: Path, out: Path, *, max_batch: int = 256, tolerance
     if detector:
         export_detector(out / "face_detector.onnx", tolerance=tolerance, kind=detector_kind(faces.name))
         written.append("face_detector")
-    spec = trained.spec(verdict, tuple(written), detector=faces, tracks=tracks)
+    spec = trained.spec(verdict, tuple(written), detector=faces, tracks=tracks, calibrated=calibrated)
     spec.write(out / SPEC_FILE)
     return spec
 

@@ -34,6 +34,7 @@ from dfguard.inference.models import DeepfakeDetector, build_model
 from .config import ExperimentConfig
 from .data import FrameDataset
 from .losses import cluster_loss, supervised_contrastive_loss
+from .self_blend import SelfBlendedFrames
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,17 @@ def check_replicas(model: torch.nn.Module, runtime: Runtime) -> None:
         raise RuntimeError(f"ranks hold different weights in {len(differing)} parameter(s), e.g. {differing[:3]}")
 
 
+def training_frames(prepared: Path, split: str, config: ExperimentConfig, flip: bool = False
+                    ) -> FrameDataset | SelfBlendedFrames:
+    """A split's samples as ``config.data`` says: the data set's faces, or its real faces and self-blended fakes
+    of them (with its labelled fakes too for ``both``); validation's blends are the same every epoch."""
+    data = config.data
+    frames = FrameDataset(prepared, split, cutoff=config.model.cutoff, flip=flip, methods=data.methods)
+    if data.fakes == "dataset":
+        return frames
+    return SelfBlendedFrames(frames, keep_fakes=data.fakes == "both", fixed=split != "train", seed=config.seed)
+
+
 class Trainer:
     """Runs (or resumes) both stages of one experiment into ``out``."""
 
@@ -177,10 +189,8 @@ class Trainer:
         self.runtime = init_runtime(device)
         self.progress = progress and self.runtime.is_main
         self.verify_replicas = verify_replicas
-        cutoff = config.model.cutoff
-        methods = config.data.methods
-        self.train_set = FrameDataset(prepared, "train", cutoff=cutoff, flip=True, methods=methods)
-        self.val_set = FrameDataset(prepared, "val", cutoff=cutoff, methods=methods)
+        self.train_set = training_frames(prepared, "train", config, flip=True)
+        self.val_set = training_frames(prepared, "val", config)
         crop_size = self.train_set[0]["faces"].shape[-1]
         if crop_size != config.model.image_size:
             raise ValueError(f"{prepared} holds {crop_size}px face crops but the model takes "

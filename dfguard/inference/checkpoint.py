@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dfguard.calibration import Calibration
 from dfguard.config import from_dict
 from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
 from dfguard.kernels import FREQ_VECTOR_SIZE
@@ -20,7 +21,7 @@ from dfguard.scoring import RULE_OF_STAGE, VerdictThresholds
 
 from .config import ModelConfig
 from .models import DeepfakeDetector, build_model
-from .spec import ServingSpec
+from .spec import CalibratedScores, ServingSpec
 
 
 @dataclass
@@ -32,17 +33,20 @@ class TrainedModel:
     stage: int
 
     def spec(self, verdict: VerdictThresholds = VerdictThresholds(), models: tuple[str, ...] = (), *,
-             detector: DetectorConfig = DetectorConfig(), tracks: TrackConfig = TrackConfig()) -> ServingSpec:
+             detector: DetectorConfig = DetectorConfig(), tracks: TrackConfig = TrackConfig(),
+             calibrated: CalibratedScores | None = None) -> ServingSpec:
         """The serving spec of this model with the given verdict thresholds, face detector and tracks
-        (``models``: the graphs exported)."""
+        (``models``: the graphs exported); ``calibrated`` (from ``dfguard calibrate``) brings the calibration,
+        operating points and the verdict thresholds chosen at them, in place of ``verdict``."""
         centers = self.model.centers
         return ServingSpec(
             preset=self.config.preset, stage=self.stage, score_rule=RULE_OF_STAGE[self.stage],
             center_real=tuple(centers.real.double().cpu().tolist()),
             center_fake=tuple(centers.fake.double().cpu().tolist()),
             crop=CropConfig(size=self.config.image_size, part_size=self.config.part_size), cutoff=self.config.cutoff,
-            verdict=verdict, freq_vector_size=FREQ_VECTOR_SIZE, detector=detector, tracks=tracks,
-            models=tuple(sorted(models)))
+            verdict=calibrated.verdict if calibrated else verdict, freq_vector_size=FREQ_VECTOR_SIZE,
+            detector=detector, tracks=tracks, calibration=calibrated.calibration if calibrated else Calibration(),
+            operating_points=calibrated.operating_points if calibrated else (), models=tuple(sorted(models)))
 
     def check_spec(self, spec: ServingSpec) -> None:
         """Raise ``ValueError`` unless ``spec`` was exported from this model (same preset, stage, crops, centres)."""

@@ -16,12 +16,13 @@ from typing import Literal
 
 import numpy as np
 
+from dfguard.calibration import Calibration, OperatingPoint
 from dfguard.config import ConfigError, from_dict, to_dict
 from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
 from dfguard.scoring import CLUSTER_SCALE, RULE_OF_STAGE, VerdictThresholds, VideoScorer
 
 SPEC_FILE = "serving_spec.json"
-SPEC_VERSION = 2  # 2: every face (detector, min_face_px, tracks); 1: the largest face, short range
+SPEC_VERSION = 3  # 3: calibration and operating points; 2: every face (detector, tracks); 1: the largest face
 
 
 class SpecError(ConfigError):
@@ -34,7 +35,9 @@ class ServingSpec:
 
     ``detector``, ``tracks`` and ``crop`` drive ``face_finder`` (and which detector graph the repository holds),
     ``cutoff`` ``dct_highpass``, ``score_rule``, the centres, ``cluster_scale``, ``verdict`` and
-    ``tracks.min_track_faces`` ``cluster_classifier``; ``models`` lists the ONNX graphs written with it."""
+    ``tracks.min_track_faces`` ``cluster_classifier``; ``calibration`` turns its raw scores into probabilities
+    and ``verdict`` applies to those, its thresholds chosen at ``operating_points`` (``dfguard calibrate``; none
+    and the identity calibration until then); ``models`` lists the ONNX graphs written with it."""
 
     preset: str
     stage: int
@@ -48,6 +51,8 @@ class ServingSpec:
     freq_vector_size: int = 128
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracks: TrackConfig = field(default_factory=TrackConfig)
+    calibration: Calibration = field(default_factory=Calibration)
+    operating_points: tuple[OperatingPoint, ...] = ()
     models: tuple[str, ...] = ()
     version: int = SPEC_VERSION
 
@@ -63,9 +68,10 @@ class ServingSpec:
             raise ValueError(f"cluster_scale must be positive, got {self.cluster_scale}")
 
     def scorer(self) -> VideoScorer:
-        """The scoring rule and verdict thresholds of this model."""
+        """The scoring rule, calibration and verdict thresholds of this model."""
         return VideoScorer(self.score_rule, np.asarray(self.center_real, np.float64),
-                           np.asarray(self.center_fake, np.float64), self.cluster_scale, self.verdict)
+                           np.asarray(self.center_fake, np.float64), self.cluster_scale, self.verdict,
+                           self.calibration)
 
     def to_json(self) -> str:
         """The spec as JSON text (what ``write`` stores)."""
@@ -77,6 +83,30 @@ class ServingSpec:
         path = path / SPEC_FILE if path.is_dir() else path
         path.write_text(self.to_json())
         return path
+
+
+@dataclass(frozen=True)
+class CalibratedScores:
+    """What ``dfguard calibrate`` fits and ``dfguard export --calibration`` puts into a serving spec: the
+    calibration, the verdict thresholds on calibrated scores, and the operating points they were chosen from."""
+
+    calibration: Calibration
+    verdict: VerdictThresholds
+    operating_points: tuple[OperatingPoint, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(to_dict(self), indent=2) + "\n"
+
+
+def read_calibrated(path: Path) -> CalibratedScores:
+    """The ``calibration.json`` that ``dfguard calibrate`` wrote (strict, like a spec)."""
+    path = Path(path)
+    try:
+        return from_dict(CalibratedScores, json.loads(path.read_text()), source=str(path))
+    except json.JSONDecodeError as error:
+        raise SpecError(f"{path}: not valid JSON: {error}") from error
+    except ConfigError as error:
+        raise SpecError(str(error)) from error
 
 
 def parse_spec(text: str, source: str = "<serving spec>") -> ServingSpec:

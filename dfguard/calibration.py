@@ -1,0 +1,150 @@
+"""From a model's raw scores to probabilities a moderator can act on, and from target error rates to thresholds.
+
+``Calibration`` is Platt scaling, ``P(fake) = sigmoid(slope·logit(s) + intercept)`` of a raw score ``s``, fitted
+on the video scores of a validation split. Platt rather than isotonic regression: two parameters fit from a few
+hundred videos without overfitting, the map is strictly increasing (so rankings, AUC and which track is the
+most suspicious never change) and smooth (no steps that put many videos on one probability); isotonic needs
+thousands of videos per class to beat it. The same map turns every raw score the scorer produces (faces,
+frames, tracks, the video) into a probability: because it is increasing, the calibrated video score is still
+the highest calibrated track score.
+
+``operating_point`` finds, for a target false-positive rate on real videos, the threshold that meets it and the
+true-positive rate there, with a bootstrap interval. NumPy only: the serving steps apply calibrations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EPSILON = 1e-6  # raw scores are clipped to [ε, 1 − ε] before the logit
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """``log(p / (1 − p))`` of probabilities clipped away from 0 and 1."""
+    p = np.clip(np.asarray(p, np.float64), EPSILON, 1 - EPSILON)
+    return np.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling of raw scores (identity by default: slope 1, intercept 0); ``fitted_on`` says on what."""
+
+    slope: float = 1.0
+    intercept: float = 0.0
+    fitted_on: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.slope > 0:
+            raise ValueError(f"a calibration's slope must be positive (an increasing map), got {self.slope}")
+
+    @property
+    def identity(self) -> bool:
+        return self.slope == 1.0 and self.intercept == 0.0
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of raw scores (NaN stays NaN; the identity returns the scores unchanged)."""
+        scores = np.asarray(scores, np.float64)
+        if self.identity:
+            return scores
+        return 1 / (1 + np.exp(-(self.slope * logit(scores) + self.intercept)))
+
+
+def fit_platt(scores: np.ndarray, labels: np.ndarray, fitted_on: str = "", iterations: int = 100) -> Calibration:
+    """The Platt calibration of raw ``scores`` for binary ``labels`` (1 = fake): logistic regression on the
+    logit, by Newton's method, with Platt's smoothed targets so separable data keeps a finite slope."""
+    x, y = logit(scores), np.asarray(labels, np.float64)
+    if len(x) != len(y) or len(set(y.tolist())) < 2:
+        raise ValueError(f"calibration needs scores of both classes, got {len(y)} labels {sorted(set(y.tolist()))}")
+    fakes, reals = y.sum(), len(y) - y.sum()
+    target = np.where(y == 1, (fakes + 1) / (fakes + 2), 1 / (reals + 2))  # Platt (1999)
+    design = np.stack([x, np.ones_like(x)], 1)
+    weights = np.zeros(2)
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-design @ weights))
+        gradient = design.T @ (p - target)
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        weights -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    slope, intercept = float(weights[0]), float(weights[1])
+    if not slope > 0:  # scores that rank fakes below reals: no increasing map helps
+        raise ValueError(f"the scores rank fakes below reals (fitted slope {slope:.3f}): nothing to calibrate")
+    return Calibration(slope, intercept, fitted_on)
+
+
+def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin of predicted probability: the mean prediction, the fraction of fakes, the count
+    (bins without a sample are NaN, count 0)."""
+    p, y = np.asarray(probabilities, np.float64), np.asarray(labels, np.float64)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.bincount(which, p, minlength=bins) / counts
+        observed = np.bincount(which, y, minlength=bins) / counts
+    return mean_p, observed, counts
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """ECE: the count-weighted mean gap between predicted probability and observed fake rate over ``bins``."""
+    mean_p, observed, counts = reliability(probabilities, labels, bins)
+    used = counts > 0
+    return float((np.abs(mean_p[used] - observed[used]) * counts[used]).sum() / counts.sum())
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A threshold chosen for a target false-positive rate: the rate met on the data (``fpr``), the true-positive
+    rate there and its bootstrap interval (``tpr_low``..``tpr_high``, 95 %), and the data's size."""
+
+    target_fpr: float
+    threshold: float
+    fpr: float
+    tpr: float
+    tpr_low: float
+    tpr_high: float
+    reals: int
+    fakes: int
+
+
+def threshold_for_fpr(real_scores: np.ndarray, target_fpr: float) -> float:
+    """The lowest threshold ``t`` (a video is flagged when its score is ≥ t) whose false-positive rate on
+    ``real_scores`` is at most ``target_fpr``: just above the real score that would otherwise be one too many."""
+    reals = np.sort(np.asarray(real_scores, np.float64))[::-1]
+    allowed = int(np.floor(target_fpr * len(reals) + 1e-9))  # real videos that may be flagged
+    if allowed >= len(reals):
+        return float(reals[-1])
+    return float(np.nextafter(reals[allowed], np.inf))
+
+
+def operating_point(scores: np.ndarray, labels: np.ndarray, target_fpr: float, resamples: int = 1000,
+                    seed: int = 0) -> OperatingPoint:
+    """The threshold meeting ``target_fpr`` on the real videos of ``scores``, the TPR there, and a 95 %
+    bootstrap interval of that TPR (videos resampled with replacement within each class, the threshold chosen
+    again in each resample, so the interval holds the threshold's own uncertainty too)."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, int)
+    real, fake = scores[labels == 0], scores[labels == 1]
+    if not len(real) or not len(fake):
+        raise ValueError("an operating point needs real and fake videos")
+    threshold = threshold_for_fpr(real, target_fpr)
+    rng = np.random.default_rng(seed)
+    tprs = []
+    for _ in range(resamples):
+        r, f = rng.choice(real, len(real)), rng.choice(fake, len(fake))
+        tprs.append(float((f >= threshold_for_fpr(r, target_fpr)).mean()))
+    low, high = np.percentile(tprs, [2.5, 97.5])
+    return OperatingPoint(target_fpr, threshold, float((real >= threshold).mean()), float((fake >= threshold).mean()),
+                          float(low), float(high), len(real), len(fake))
+
+
+def threshold_for_fnr(fake_scores: np.ndarray, target_fnr: float) -> float:
+    """The highest threshold ``t`` (a video is called real when its score is ≤ t) that calls at most
+    ``target_fnr`` of ``fake_scores`` real."""
+    fakes = np.sort(np.asarray(fake_scores, np.float64))
+    allowed = int(np.floor(target_fnr * len(fakes) + 1e-9))
+    if allowed >= len(fakes):
+        return float(fakes[-1])
+    return float(np.nextafter(fakes[allowed], -np.inf))
