@@ -119,6 +119,9 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--size", type=int, default=256, help="frame width and height in pixels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--forgery", choices=("blend", "family-only"), default="blend", help="fakes: the face "
+                        "blended with a resampled, colour-jittered copy; or the whole frame resampled, nothing else "
+                        "(only the resampling trace tells them apart: the frequency stream's claim, tested honestly)")
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -128,7 +131,7 @@ def run_synth(args: argparse.Namespace) -> int:
     families = tuple(f.strip() for f in args.families.split(",") if f.strip())
     spec = VideoSpec(width=args.size, height=args.size, frames=args.frames)
     manifest = make_dataset(args.out, families=families, videos_per_class=args.videos_per_class, spec=spec,
-                            seed=args.seed)
+                            seed=args.seed, forgery=args.forgery)
     print(f"wrote {manifest}")
     return 0
 

@@ -63,6 +63,25 @@ def test_each_family_forges_only_the_face(rng, name):
         assert 1.0 < difference < 40.0  # changed, but still the same face
 
 
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_a_family_only_fake_differs_by_its_resampling_alone(rng, name):
+    """The whole frame resampled: no blend boundary (background and face changed alike), no colour shift (each
+    channel's mean stays within a level), and the same fakes again from the same seed."""
+    photo = source_photos()[0]
+    frames, boxes = render_real(photo, VideoSpec(width=256, height=256, frames=2), rng)
+    forged = forge(frames, boxes, name, np.random.default_rng(4), forgery="family-only")
+    for real, fake, box in zip(frames, forged, boxes, strict=True):
+        assert np.abs(real.reshape(-1, 3).mean(0) - fake.reshape(-1, 3).mean(0)).max() < 1.0
+        change = np.abs(real.astype(float) - fake).mean(2)
+        x0, y0, x1, y1 = box.astype(int)
+        face, rest = change[y0:y1, x0:x1].mean(), np.concatenate([change[:, :x0].ravel(), change[:, x1:].ravel()])
+        assert 1.0 < face and rest.mean() > 0.3 * face  # changed everywhere, not only at the face
+    again = forge(frames, boxes, name, np.random.default_rng(4), forgery="family-only")
+    assert all(np.array_equal(a, b) for a, b in zip(forged, again, strict=True))
+    with pytest.raises(ValueError, match="forgery must be"):
+        forge(frames, boxes, name, rng, forgery="swap")
+
+
 @pytest.mark.parametrize(("count", "expected"), [(3, [1, 1, 1]), (8, [4, 2, 2]), (10, [6, 2, 2]), (2, [2, 0, 0])])
 def test_splits_get_at_least_one_video_when_there_are_enough(count, expected):
     from dfguard.train.synthetic import split_names

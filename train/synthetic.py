@@ -7,6 +7,10 @@
   generator-like resampling family, with colour jitter and a soft elliptical mask (the idea of self-blended
   images, Shiohara & Yamasaki, CVPR 2022). The families are a registry, so a test can train on some and test on
   the others: the small-scale version of the papers' cross-data-set table.
+* **Family-only** fakes (``forgery="family-only"``): the whole frame resampled by the family, no colour jitter,
+  no mask, so nothing but the resampling trace separates them from the real videos: the blended fakes also
+  differ by a blend boundary and colour, cues any detector (and self-blended training) learns, which is why every
+  model scores 1.000 on them.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import csv
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import av
 import cv2
@@ -23,6 +28,7 @@ from tqdm import tqdm
 
 Resampler = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 FAMILIES: dict[str, Resampler] = {}
+Forgery = Literal["blend", "family-only"]
 
 
 def family(name: str) -> Callable[[Resampler], Resampler]:
@@ -174,16 +180,22 @@ def blend_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
 
 class Forger:
     """One forged video's generator: a ``family_name`` resampling with fixed colour jitter and fixed "weights"
-    (the same random state for every frame), applied to one face per frame; ``forger(frame, box)``."""
+    (the same random state for every frame), applied to one face per frame; ``forger(frame, box)``. With
+    ``forgery="family-only"`` the whole frame is resampled, without jitter or mask."""
 
-    def __init__(self, family_name: str, rng: np.random.Generator) -> None:
-        self.resample = FAMILIES[family_name]
+    def __init__(self, family_name: str, rng: np.random.Generator, forgery: Forgery = "blend") -> None:
+        if forgery not in ("blend", "family-only"):
+            raise ValueError(f"forgery must be blend or family-only, got {forgery!r}")
+        self.resample, self.forgery = FAMILIES[family_name], forgery
         self.gain = rng.uniform(0.95, 1.05, 3).astype(np.float32)
         self.bias = rng.uniform(-6, 6, 3).astype(np.float32)
         self.seed = int(rng.integers(2**31))
 
     def __call__(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
-        """``frame`` with the face in ``box`` (x0, y0, x1, y1) self-blended with its resampled copy."""
+        """``frame`` with the face in ``box`` (x0, y0, x1, y1) self-blended with its resampled copy (or, family
+        only, the whole frame resampled)."""
+        if self.forgery == "family-only":
+            return self.resample(frame, np.random.default_rng(self.seed)).astype(np.uint8)
         height, width = frame.shape[:2]
         x0, y0 = np.clip(np.floor(box[:2] - 0.1 * (box[2:] - box[:2])).astype(int), 0, [width - 8, height - 8])
         x1, y1 = np.clip(np.ceil(box[2:] + 0.1 * (box[2:] - box[:2])).astype(int), [x0 + 8, y0 + 8], [width, height])
@@ -197,9 +209,10 @@ class Forger:
 
 
 def forge(frames: list[np.ndarray], boxes: list[np.ndarray], family_name: str,
-          rng: np.random.Generator) -> list[np.ndarray]:
-    """Self-blend every frame's face with its ``family_name``-resampled, colour-jittered copy."""
-    forger = Forger(family_name, rng)
+          rng: np.random.Generator, forgery: Forgery = "blend") -> list[np.ndarray]:
+    """Self-blend every frame's face with its ``family_name``-resampled, colour-jittered copy (or resample whole
+    frames, ``family-only``)."""
+    forger = Forger(family_name, rng, forgery)
     return [forger(frame, box) for frame, box in zip(frames, boxes, strict=True)]
 
 
@@ -243,9 +256,10 @@ class SyntheticRecord:
 
 def make_dataset(out_dir: Path, *, families: tuple[str, ...] = tuple(FAMILIES), videos_per_class: int = 8,
                  splits: dict[str, float] | None = None, spec: VideoSpec = VideoSpec(), seed: int = 0,
-                 progress: bool = True) -> Path:
-    """Render ``videos_per_class`` real videos and as many fakes per family, split them, write ``manifest.csv``
-    (``path,label,split,family``; the generic CSV layout of ``dfguard.train.datasets``) and return its path."""
+                 progress: bool = True, forgery: Forgery = "blend") -> Path:
+    """Render ``videos_per_class`` real videos and as many fakes per family (``forgery``: blended faces, or
+    whole frames resampled), split them, write ``manifest.csv`` (``path,label,split,family``; the generic CSV
+    layout of ``dfguard.train.datasets``) and return its path."""
     unknown = set(families) - set(FAMILIES)
     if unknown:
         raise ValueError(f"unknown resampling families {sorted(unknown)}; known: {sorted(FAMILIES)}")
@@ -261,7 +275,7 @@ def make_dataset(out_dir: Path, *, families: tuple[str, ...] = tuple(FAMILIES), 
         frames, boxes = render_real(photo, spec, rng)
         split = split_of[index]
         if kind != "real":
-            frames = forge(frames, boxes, kind, rng)
+            frames = forge(frames, boxes, kind, rng, forgery)
         path = write_video(out_dir / split / kind / f"{photo.name}_{index:03d}.mp4", frames, spec)
         records.append(SyntheticRecord(path.relative_to(out_dir), int(kind != "real"), split, kind))
     manifest = out_dir / "manifest.csv"
