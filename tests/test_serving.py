@@ -161,6 +161,28 @@ def test_only_the_loopback_listens(server):
     assert "0100007F" in found and found <= LOOPBACK, found
 
 
+def local_addresses() -> set[str]:
+    """This machine's own IPv4 addresses other than the loopback (the kernel's LOCAL routes)."""
+    lines = Path("/proc/net/fib_trie").read_text().splitlines()
+    found = {lines[k - 1].split()[-1] for k, line in enumerate(lines) if "/32 host LOCAL" in line}
+    return {address for address in found if not address.startswith("127.")}
+
+
+def test_the_machines_other_addresses_are_refused(server):
+    """Connecting to every port through each of the machine's other addresses is refused: nothing but the
+    loopback is bound."""
+    import socket
+
+    addresses = local_addresses()
+    if not addresses:
+        pytest.skip("this machine has no address besides the loopback")
+    for address in sorted(addresses):
+        for port in server.ports:
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((address, port), timeout=5).close()
+    assert grpc.InferenceServerClient(server.grpc_url).is_server_ready()
+
+
 def test_a_broken_repository_fails_fast_with_the_log(tmp_path):
     from dfguard.serving.server import ServerError
 
