@@ -100,3 +100,18 @@ def test_a_parity_failure_fails_the_export(trained, tmp_path):
     with pytest.raises(ExportParityError, match="differs from PyTorch"):
         export_model(trained / "best.pt", tmp_path, tolerance=-1.0, detector=False)
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_a_clip_style_vit_backbone_trains_and_exports(prepared, tmp_path):
+    """The clip preset's recipe (a ViT backbone built at the crop size, LayerNorm-only fine-tuning) on a tiny ViT:
+    both stages train, and the exported streams reproduce PyTorch (export checks each graph and the composed
+    embedding, and fails otherwise)."""
+    from dfguard.train.trainer import Trainer
+
+    config = load_preset("tiny", ("model.rgb.backbone=test_vit", "model.rgb.img_size=128",
+                                  "model.rgb.trainable=layernorm", "stage1.epochs=1", "stage2.epochs=1"))
+    best = Trainer(config, prepared, tmp_path / "run", progress=False).run()
+    spec = export_model(best, tmp_path / "out", detector=False)
+    assert spec.models == ("freq_stream", "fusion", "rgb_stream") and spec.stage == 2
+    frozen = load_model(best).model.rgb_stream.backbone.patch_embed.proj.weight
+    assert not frozen.requires_grad  # the checkpoint rebuilds the same recipe

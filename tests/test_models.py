@@ -28,7 +28,7 @@ def inputs(config, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def test_the_papers_presets_train_with_the_papers_settings():
-    assert PRESETS == ["cdnet", "dual_stream", "freq_only", "full", "rgb_only", "tiny"]
+    assert PRESETS == ["cdnet", "clip", "dual_stream", "freq_only", "full", "rgb_only", "tiny"]
     cdnet, dual = load_preset("cdnet"), load_preset("dual_stream")
     assert (cdnet.stage1.lr, cdnet.stage1.batch_size, cdnet.stage1.epochs, cdnet.stage2.epochs) == (1e-4, 32, 20, 20)
     assert (cdnet.stage2.alpha, cdnet.stage2.beta, cdnet.model.embedding) == (1e-4, 0.4, 200)
@@ -84,6 +84,33 @@ def test_backbone_weights_load_from_a_local_file(tmp_path):
         assert torch.equal(model.rgb_stream.backbone.state_dict()[name], value), name
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_model(load_preset("tiny", (f"model.rgb.pretrained_file={tmp_path / 'nope.pth'}",)).model)
+
+
+TINY_VIT = ("model.rgb.backbone=test_vit", "model.rgb.img_size=128", "model.rgb.trainable=layernorm")
+
+
+def test_layernorm_only_fine_tuning_moves_only_the_layernorms_of_the_backbone():
+    """The CLIP recipe on a tiny ViT: a few training steps change the backbone's LayerNorms and everything after
+    the backbone, and not one other backbone weight."""
+    assert load_preset("clip").model.rgb.trainable == "layernorm"
+    config = load_preset("tiny", TINY_VIT).model
+    model = build_model(config)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    batch, labels = inputs(config, batch=8), torch.tensor([0, 1] * 4)
+    for _ in range(3):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(**batch).logit, labels.float())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    backbone = model.rgb_stream.backbone
+    norms = {f"rgb_stream.backbone.{n}.{w}" for n, m in backbone.named_modules() if isinstance(m, torch.nn.LayerNorm)
+             for w in ("weight", "bias")}
+    changed = {name for name, value in model.state_dict().items() if not torch.equal(value, before[name])}
+    in_backbone = {name for name in changed if name.startswith("rgb_stream.backbone.")}
+    assert in_backbone and in_backbone <= norms
+    assert any(name.startswith("rgb_stream.project") for name in changed) and any(
+        name.startswith("fusion") or name.startswith("head") for name in changed)
 
 
 def test_presets_and_configs_are_checked():

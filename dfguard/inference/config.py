@@ -7,20 +7,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 DEFAULT_CUTOFF = 4  # the papers' high-pass: the 4×4 lowest DCT frequencies of each 8×8 block zeroed
 
 
 @dataclass(frozen=True)
 class RGBStreamConfig:
-    """RGB stream: a timm backbone on the face crop, optionally CDNet's four part encoders (eyes, nose, mouth)."""
+    """RGB stream: a timm backbone on the face crop, optionally CDNet's four part encoders (eyes, nose, mouth).
+
+    ``img_size``: for backbones that fix their input size when built (ViTs, CLIP's among them), the model's
+    ``image_size``; ``trainable``: ``all`` the backbone's weights, or ``layernorm`` only its LayerNorms (the
+    projection and everything after the backbone train either way), the light fine-tuning that keeps a CLIP
+    encoder's features, as the 2025 CLIP-based detectors do."""
 
     backbone: str = "efficientnet_b4"
-    pretrained_file: Path | None = None  # ImageNet weights from a local file (nothing is fetched at run time)
+    pretrained_file: Path | None = None  # ImageNet/CLIP weights from a local file (nothing is fetched at run time)
     features: int = 256
     parts: bool = False
     part_features: int = 64
     drop_rate: float = 0.2
+    img_size: int | None = None
+    trainable: Literal["all", "layernorm"] = "all"
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,22 @@ def create_backbone(config: RGBStreamConfig) -> nn.Module:
     overlay = {"file": str(config.pretrained_file)} if pretrained else None
     if pretrained and not config.pretrained_file.is_file():
         raise FileNotFoundError(f"pretrained_file {config.pretrained_file} does not exist")
-    return timm.create_model(config.backbone, pretrained=pretrained, pretrained_cfg_overlay=overlay, num_classes=0,
-                             drop_rate=config.drop_rate)
+    size = {"img_size": config.img_size} if config.img_size is not None else {}
+    backbone = timm.create_model(config.backbone, pretrained=pretrained, pretrained_cfg_overlay=overlay, num_classes=0,
+                                 drop_rate=config.drop_rate, **size)
+    if config.trainable == "layernorm":
+        freeze_all_but_layernorm(backbone)
+    return backbone
+
+
+def freeze_all_but_layernorm(module: nn.Module) -> None:
+    """Stop gradients to every parameter of ``module`` except its LayerNorms' scales and shifts."""
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    for layer in module.modules():
+        if isinstance(layer, nn.LayerNorm):
+            for parameter in layer.parameters():
+                parameter.requires_grad_(True)
 
 
 class RGBStream(nn.Module):
