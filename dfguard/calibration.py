@@ -75,6 +75,17 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray, fitted_on: str = "", itera
     return Calibration(slope, intercept, fitted_on)
 
 
+def for_fake_rate(calibration: Calibration, fitted_rate: float, fake_rate: float) -> Calibration:
+    """The calibration moved from the share of fakes it was fitted on to the one expected in use (prior shift:
+    the posterior odds scale by the ratio of the priors' odds, so only the intercept changes)."""
+    for rate in (fitted_rate, fake_rate):
+        if not 0.0 < rate < 1.0:
+            raise ValueError(f"a share of fakes must be strictly between 0 and 1, got {rate}")
+    shift = float(logit(np.array(fake_rate)) - logit(np.array(fitted_rate)))
+    note = f"{calibration.fitted_on}; moved from {fitted_rate:.0%} fakes to {fake_rate:.0%}"
+    return Calibration(calibration.slope, calibration.intercept + shift, note)
+
+
 def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per equal-width bin of predicted probability: the mean prediction, the fraction of fakes, the count

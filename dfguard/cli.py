@@ -256,6 +256,8 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
                         "flag: its threshold is this operating point")
     parser.add_argument("--real-fnr", type=float, default=0.05, help="share of fake videos the real verdict may "
                         "pass: real at or below the score under which at most this many fakes fall")
+    parser.add_argument("--fake-rate", type=float, help="share of fakes expected in use (default: the split's): "
+                        "the probabilities are moved to it")
     parser.add_argument("--workers", type=int, default=0)
 
 
@@ -264,7 +266,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from dfguard.train.calibrate import calibrate
 
     calibrate(args.checkpoint, args.data, args.out, split=args.split, fake_fpr=args.fake_fpr,
-              real_fnr=args.real_fnr, workers=args.workers)
+              real_fnr=args.real_fnr, workers=args.workers, fake_rate=args.fake_rate)
     print((args.out / "calibration.md").read_text(), end="")
     print(f"wrote {args.out / 'calibration.json'} (dfguard export --calibration) and {args.out / 'reliability.png'}")
     return 0

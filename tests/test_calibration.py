@@ -134,3 +134,23 @@ def test_the_serving_spec_carries_the_calibration_and_refuses_older_versions(rng
         del older[key]
     with pytest.raises(SpecError, match="export the model again"):
         parse_spec(json.dumps(older))
+
+
+def test_moving_a_calibration_to_another_share_of_fakes(rng):
+    """Fitted where 80 % are fakes, moved to 50 %: it matches a fit on balanced data and is calibrated there."""
+    from dfguard.calibration import for_fake_rate
+
+    _, labels, raw = overconfident(rng, 20_000)
+    fakes, reals = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    count = min(len(fakes), len(reals)) // 2
+    balanced = np.r_[fakes[:count], reals[:count]]
+    skewed = np.r_[fakes[count:count + 4 * (count // 5)], reals[count:count + count // 5]]  # 80 % fakes
+    fitted = fit_platt(raw[skewed], labels[skewed])
+    moved = for_fake_rate(fitted, labels[skewed].mean(), 0.5)
+    reference = fit_platt(raw[balanced], labels[balanced])
+    assert moved.slope == fitted.slope and moved.intercept == pytest.approx(reference.intercept, abs=0.15)
+    assert expected_calibration_error(moved.apply(raw[balanced]), labels[balanced]) < 0.03
+    assert expected_calibration_error(fitted.apply(raw[balanced]), labels[balanced]) > 0.06  # unmoved: off
+    assert "moved from 80% fakes to 50%" in moved.fitted_on
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        for_fake_rate(fitted, 0.8, 1.0)

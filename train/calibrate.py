@@ -19,6 +19,7 @@ from dfguard.calibration import (
     OperatingPoint,
     expected_calibration_error,
     fit_platt,
+    for_fake_rate,
     operating_point,
     reliability,
     threshold_for_fnr,
@@ -52,23 +53,27 @@ def verdict_thresholds(scores: np.ndarray, labels: np.ndarray, fake_point: Opera
 
 def calibrate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "val", fake_fpr: float = 0.01,
               real_fnr: float = 0.05, target_fprs: tuple[float, ...] = REPORTED_FPRS, workers: int = 0,
-              progress: bool = True, seed: int = 0) -> CalibrationReport:
-    """Fit on ``split`` of ``prepared``; write calibration.json, calibration.md and reliability.png to ``out``."""
+              progress: bool = True, seed: int = 0, fake_rate: float | None = None) -> CalibrationReport:
+    """Fit on ``split`` of ``prepared``; write calibration.json, calibration.md and reliability.png to ``out``.
+    ``fake_rate``: the share of fakes expected in use, when it differs from the split's (``for_fake_rate``;
+    the ECE reported after calibration is then the split's, at its own rate, without the move)."""
     scored = SplitScorer(load_model(checkpoint), prepared, split, workers).score(progress=progress, desc=split)
     raw, labels, _ = scored.by_video()
     reals, fakes = int((labels == 0).sum()), int((labels == 1).sum())
     source = f"{Path(prepared).name}/{split}: {reals} real and {fakes} fake videos"
-    calibration = fit_platt(raw, labels, fitted_on=source)
-    calibrated = calibration.apply(raw)
+    fitted = fit_platt(raw, labels, fitted_on=source)
+    calibrated = fitted.apply(raw)
+    calibration = fitted if fake_rate is None else for_fake_rate(fitted, fakes / len(labels), fake_rate)
+    in_use = calibration.apply(raw)  # thresholds on the scores the server will answer
     targets = tuple(sorted(set(target_fprs) | {fake_fpr}, reverse=True))
-    points = tuple(operating_point(calibrated, labels, fpr, seed=seed) for fpr in targets)
+    points = tuple(operating_point(in_use, labels, fpr, seed=seed) for fpr in targets)
     fake_point = next(p for p in points if p.target_fpr == fake_fpr)
-    fitted = CalibratedScores(calibration, verdict_thresholds(calibrated, labels, fake_point, real_fnr), points)
-    report = CalibrationReport(fitted, expected_calibration_error(raw, labels),
+    result = CalibratedScores(calibration, verdict_thresholds(in_use, labels, fake_point, real_fnr), points)
+    report = CalibrationReport(result, expected_calibration_error(raw, labels),
                                expected_calibration_error(calibrated, labels), reals, fakes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "calibration.json").write_text(fitted.to_json())
+    (out / "calibration.json").write_text(result.to_json())
     (out / "calibration.md").write_text(markdown(report))
     plot_reliability(raw, calibrated, labels, out / "reliability.png", title=source)
     return report
