@@ -100,12 +100,14 @@ STAT_KINDS = ("queue", "compute_input", "compute_infer", "compute_output")
 
 
 def model_statistics(url: str) -> dict[str, dict[str, float]]:
-    """Triton's cumulative statistics per model: requests, executions and nanoseconds of each ``STAT_KINDS``."""
+    """Triton's cumulative statistics per model: requests (successful), failures, executions and nanoseconds of
+    each ``STAT_KINDS``."""
     import tritonclient.grpc as grpc
 
     client = grpc.InferenceServerClient(url)
     stats = client.get_inference_statistics(as_json=True)["model_stats"]
     return {m["name"]: {"requests": float(m["inference_stats"].get("success", {}).get("count", 0)),
+                        "failures": float(m["inference_stats"].get("fail", {}).get("count", 0)),
                         "executions": float(m.get("execution_count", 0)),
                         **{k: float(m["inference_stats"].get(k, {}).get("ns", 0)) for k in STAT_KINDS}}
             for m in stats}

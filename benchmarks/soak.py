@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.pipeline import model_statistics
 from benchmarks.results import write_section
 from benchmarks.workload import DEFAULT_ROOT, build_workload, hd_videos
 from dfguard.serving.perf import input_data, perf_analyzer_binary, perf_analyzer_environment
@@ -57,10 +58,7 @@ class Soak:
 
 def failures(url: str) -> int:
     """Failed inferences Triton has counted for ``deepfake_video`` since it started."""
-    import tritonclient.grpc as grpc
-
-    stats = grpc.InferenceServerClient(url).get_inference_statistics("deepfake_video", as_json=True)
-    return int(stats["model_stats"][0]["inference_stats"].get("fail", {}).get("count", 0))
+    return int(model_statistics(url)["deepfake_video"]["failures"])
 
 
 def warm_up(url: str, videos: list[bytes], num_frames: int, concurrency: int) -> None:
@@ -68,17 +66,14 @@ def warm_up(url: str, videos: list[bytes], num_frames: int, concurrency: int) ->
     the server's buffers have grown to what this load needs, so the memory baseline is the loaded one."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import tritonclient.grpc as grpc
+    from dfguard.client.grpc_client import Connection, DeepfakeClient
 
-    def infer(video: bytes) -> None:
-        data = np.frombuffer(video, np.uint8)
-        inputs = [grpc.InferInput("VIDEO", [len(data)], "UINT8"), grpc.InferInput("NUM_FRAMES", [1], "INT32")]
-        inputs[0].set_data_from_numpy(data)
-        inputs[1].set_data_from_numpy(np.array([num_frames], np.int32))
-        grpc.InferenceServerClient(url).infer("deepfake_video", inputs, client_timeout=900)
+    def score(video: bytes) -> None:
+        with DeepfakeClient(Connection(url, timeout=900.0)) as client:
+            client.score_video(video, num_frames)
 
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(infer, [videos[k % len(videos)] for k in range(max(concurrency, len(videos)))]))
+        list(pool.map(score, [videos[k % len(videos)] for k in range(max(concurrency, len(videos)))]))
 
 
 def sample_memory(pid: int, every: float, stop: threading.Event, into: list[float]) -> None:

@@ -131,6 +131,12 @@ def threshold_for_fpr(real_scores: np.ndarray, target_fpr: float) -> float:
     return float(np.nextafter(reals[allowed], np.inf))
 
 
+def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, target_fpr: float) -> float:
+    """The true-positive rate at ``threshold_for_fpr`` of the real videos' scores."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, int)
+    return float((scores[labels == 1] >= threshold_for_fpr(scores[labels == 0], target_fpr)).mean())
+
+
 def operating_point(scores: np.ndarray, labels: np.ndarray, target_fpr: float, resamples: int = 1000,
                     seed: int = 0) -> OperatingPoint:
     """The threshold meeting ``target_fpr`` on the real videos of ``scores``, the TPR there, and a 95 %
@@ -153,9 +159,5 @@ def operating_point(scores: np.ndarray, labels: np.ndarray, target_fpr: float, r
 
 def threshold_for_fnr(fake_scores: np.ndarray, target_fnr: float) -> float:
     """The highest threshold ``t`` (a video is called real when its score is ≤ t) that calls at most
-    ``target_fnr`` of ``fake_scores`` real."""
-    fakes = np.sort(np.asarray(fake_scores, np.float64))
-    allowed = int(np.floor(target_fnr * len(fakes) + 1e-9))
-    if allowed >= len(fakes):
-        return float(fakes[-1])
-    return float(np.nextafter(fakes[allowed], -np.inf))
+    ``target_fnr`` of ``fake_scores`` real: ``threshold_for_fpr`` on the negated scores."""
+    return -threshold_for_fpr(-np.asarray(fake_scores, np.float64), target_fnr)

@@ -14,6 +14,7 @@ import tritonclient.grpc as grpc
 from hostile import VIDEO, clip_mp4, heavy_video
 from tritonclient.utils import InferenceServerException
 
+from dfguard.client.grpc_client import video_inputs
 from dfguard.scoring import VERDICTS
 
 # The bound a small request keeps while a heavy one runs: its p95 at most this many times its p95 alone, plus
@@ -26,12 +27,7 @@ IDLE_CONNECTIONS = 200
 
 def infer(url: str, data: bytes, num_frames: int | None = None, timeout: float = 120) -> str:
     """The verdict of ``deepfake_video`` for a video's bytes."""
-    video = np.frombuffer(data, np.uint8)
-    inputs = [grpc.InferInput("VIDEO", [len(video)], "UINT8")]
-    inputs[0].set_data_from_numpy(video)
-    if num_frames is not None:
-        inputs.append(grpc.InferInput("NUM_FRAMES", [1], "INT32"))
-        inputs[1].set_data_from_numpy(np.array([num_frames], np.int32))
+    inputs = video_inputs(grpc, data, num_frames)
     result = grpc.InferenceServerClient(url).infer(VIDEO, inputs, client_timeout=timeout)
     return result.as_numpy("VERDICT")[0].decode()
 

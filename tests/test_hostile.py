@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpc
 from hostile import ANSWER, VIDEO, Case, clip_mp4, corpus
-from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+from test_serving import tensor
+from tritonclient.utils import InferenceServerException
 
+from dfguard.client.grpc_client import encoded_input, video_inputs
 from dfguard.scoring import VERDICTS
 from dfguard.serving.processes import tree_pss_mib
 
@@ -22,14 +24,8 @@ CASES = corpus()
 def send(url: str, case: Case) -> tuple[str, str]:
     """``("answer", verdict)`` or ``(gRPC status, message)``."""
     client = grpc.InferenceServerClient(url)
-    data = np.frombuffer(case.data, np.uint8)
-    encoded = grpc.InferInput("VIDEO" if case.model == VIDEO else "IMAGE", [len(data)], "UINT8")
-    encoded.set_data_from_numpy(data)
-    inputs = [encoded]
-    if case.num_frames is not None:
-        count = grpc.InferInput("NUM_FRAMES", [1], "INT32")
-        count.set_data_from_numpy(np.array([case.num_frames], np.int32))
-        inputs.append(count)
+    inputs = (video_inputs(grpc, case.data, case.num_frames) if case.model == VIDEO
+              else [encoded_input(grpc, "IMAGE", case.data)])
     try:
         result = client.infer(case.model, inputs, client_timeout=SECONDS_PER_REQUEST)
     except InferenceServerException as error:
@@ -52,24 +48,19 @@ def test_every_upload_gets_an_answer_or_a_named_error_in_time(served, case):
     assert grpc.InferenceServerClient(served.grpc_url).is_server_ready()
 
 
-def tensor(name: str, array: np.ndarray, datatype: str | None = None) -> grpc.InferInput:
-    wrapped = grpc.InferInput(name, list(array.shape), datatype or np_to_triton_dtype(array.dtype))
-    wrapped.set_data_from_numpy(array)
-    return wrapped
-
-
 MALFORMED = {  # requests to deepfake_video that Triton itself must refuse, naming the tensor
     # Triton 2.51 does not check an ensemble's required inputs up front: without VIDEO the ensemble stops with
     # "unexpected deadlock, at least one output is not set" (still INVALID_ARGUMENT, still per request)
-    "no VIDEO": (lambda v: [tensor("NUM_FRAMES", np.array([4], np.int32))], "VIDEO|at least one output is not set"),
-    "a misnamed input": (lambda v: [tensor("VIDEOS", v)], "VIDEOS"),
-    "an extra input": (lambda v: [tensor("VIDEO", v), tensor("AUDIO", v)], "AUDIO"),
-    "VIDEO as FP32": (lambda v: [tensor("VIDEO", v.astype(np.float32))], "VIDEO.*(FP32|UINT8)"),
-    "VIDEO in two dimensions": (lambda v: [tensor("VIDEO", v[: len(v) // 2 * 2].reshape(2, -1))], "VIDEO"),
-    "NUM_FRAMES as INT64": (lambda v: [tensor("VIDEO", v), tensor("NUM_FRAMES", np.array([4], np.int64))],
-                            "NUM_FRAMES.*(INT64|INT32)"),
-    "NUM_FRAMES of two values": (lambda v: [tensor("VIDEO", v), tensor("NUM_FRAMES", np.array([4, 8], np.int32))],
-                                 "NUM_FRAMES"),
+    "no VIDEO": (lambda v: [tensor("NUM_FRAMES", np.array([4], np.int32), "INT32")],
+                 "VIDEO|at least one output is not set"),
+    "a misnamed input": (lambda v: [tensor("VIDEOS", v, "UINT8")], "VIDEOS"),
+    "an extra input": (lambda v: [tensor("VIDEO", v, "UINT8"), tensor("AUDIO", v, "UINT8")], "AUDIO"),
+    "VIDEO as FP32": (lambda v: [tensor("VIDEO", v.astype(np.float32), "FP32")], "VIDEO.*(FP32|UINT8)"),
+    "VIDEO in two dimensions": (lambda v: [tensor("VIDEO", v[: len(v) // 2 * 2].reshape(2, -1), "UINT8")], "VIDEO"),
+    "NUM_FRAMES as INT64": (lambda v: [tensor("VIDEO", v, "UINT8"), tensor("NUM_FRAMES", np.array([4], np.int64),
+                                                                          "INT64")], "NUM_FRAMES.*(INT64|INT32)"),
+    "NUM_FRAMES of two values": (lambda v: [tensor("VIDEO", v, "UINT8"),
+                                            tensor("NUM_FRAMES", np.array([4, 8], np.int32), "INT32")], "NUM_FRAMES"),
 }
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
 
-from dfguard.calibration import Calibration, expected_calibration_error, threshold_for_fpr
+from dfguard.calibration import Calibration, expected_calibration_error, tpr_at_fpr
 from dfguard.config import to_dict
 from dfguard.inference.checkpoint import TrainedModel, load_model
 from dfguard.scoring import aggregate_faces
@@ -58,12 +58,6 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
 REPORTED_FPRS = (0.1, 0.01, 0.001)  # the operating points every report lists: TPR at FPR 10 %, 1 %, 0.1 %
 
 
-def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float) -> float:
-    """The true-positive rate at the lowest threshold whose false-positive rate is at most ``fpr``."""
-    threshold = threshold_for_fpr(scores[labels == 0], fpr)
-    return float((scores[labels == 1] >= threshold).mean())
-
-
 def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """AUC, EER, AP, accuracy at 0.5 and TPR at the ``REPORTED_FPRS`` (NaN where a class is missing; at FPR
     0.1 % with fewer than 1000 real videos, that is the TPR with no real video flagged)."""
@@ -72,7 +66,7 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     if len(set(labels.tolist())) < 2:
         accuracy = float(((scores >= 0.5) == labels).mean()) if len(labels) else nan
         return {"auc": nan, "eer": nan, "ap": nan, "acc": accuracy, **at, "n": len(labels)}
-    at = {f"tpr@fpr{fpr:g}": tpr_at_fpr(labels, scores, fpr) for fpr in REPORTED_FPRS}
+    at = {f"tpr@fpr{fpr:g}": tpr_at_fpr(scores, labels, fpr) for fpr in REPORTED_FPRS}
     return {"auc": float(roc_auc_score(labels, scores)), "eer": equal_error_rate(labels, scores),
             "ap": float(average_precision_score(labels, scores)), "acc": float(((scores >= 0.5) == labels).mean()),
             **at, "n": len(labels), "reals": int((labels == 0).sum()), "fakes": int((labels == 1).sum())}

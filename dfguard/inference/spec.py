@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from dfguard.config import ConfigError, from_dict, to_dict
 from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
 from dfguard.scoring import CLUSTER_SCALE, RULE_OF_STAGE, VerdictThresholds, VideoScorer
 
+T = TypeVar("T")
 SPEC_FILE = "serving_spec.json"
 SPEC_VERSION = 3  # 3: calibration and operating points; 2: every face (detector, tracks); 1: the largest face
 
@@ -75,7 +76,7 @@ class ServingSpec:
 
     def to_json(self) -> str:
         """The spec as JSON text (what ``write`` stores)."""
-        return json.dumps(to_dict(self), indent=2) + "\n"
+        return as_json(self)
 
     def write(self, path: Path) -> Path:
         """Write the spec to ``path`` (a file, or a folder to hold ``serving_spec.json``)."""
@@ -95,34 +96,45 @@ class CalibratedScores:
     operating_points: tuple[OperatingPoint, ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps(to_dict(self), indent=2) + "\n"
+        """As JSON text (what ``dfguard calibrate`` writes as ``calibration.json``)."""
+        return as_json(self)
+
+
+def as_json(config: ServingSpec | CalibratedScores) -> str:
+    """A spec or calibration file's JSON text."""
+    return json.dumps(to_dict(config), indent=2) + "\n"
+
+
+def read_json(text: str, source: str) -> object:
+    """JSON text, or a ``SpecError`` naming ``source``."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SpecError(f"{source}: not valid JSON: {error}") from error
+
+
+def build(cls: type[T], data: object, source: str) -> T:
+    """``cls`` from parsed JSON, strictly (``dfguard.config.from_dict``), or a ``SpecError``."""
+    try:
+        return from_dict(cls, data, source=source)
+    except ConfigError as error:
+        raise SpecError(str(error)) from error
 
 
 def read_calibrated(path: Path) -> CalibratedScores:
     """The ``calibration.json`` that ``dfguard calibrate`` wrote (strict, like a spec)."""
     path = Path(path)
-    try:
-        return from_dict(CalibratedScores, json.loads(path.read_text()), source=str(path))
-    except json.JSONDecodeError as error:
-        raise SpecError(f"{path}: not valid JSON: {error}") from error
-    except ConfigError as error:
-        raise SpecError(str(error)) from error
+    return build(CalibratedScores, read_json(path.read_text(), str(path)), str(path))
 
 
 def parse_spec(text: str, source: str = "<serving spec>") -> ServingSpec:
     """A spec from JSON text, checked against this version's schema."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise SpecError(f"{source}: not valid JSON: {error}") from error
+    data = read_json(text, source)
     version = data.get("version") if isinstance(data, dict) else None
     if version != SPEC_VERSION:
         raise SpecError(f"{source}: serving spec version {version!r}, this dfguard reads version {SPEC_VERSION}: "
                         f"export the model again with this version (dfguard export)")
-    try:
-        return from_dict(ServingSpec, data, source=source)
-    except ConfigError as error:
-        raise SpecError(str(error)) from error
+    return build(ServingSpec, data, source)
 
 
 def read_spec(path: Path) -> ServingSpec:
