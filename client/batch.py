@@ -13,28 +13,52 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .grpc_client import Connection, DeepfakeClient, Face, Score, faces_and_tracks
+from .grpc_client import RETRYABLE, Connection, DeepfakeClient, Face, RetryPolicy, Score, ScoringError, faces_and_tracks
 from .inputs import media_kind
+from .replicas import Replicas
 from .results import STATUSES, Record, ResultsFile
 
 
 class RemoteScorer:
-    """Scores over gRPC with a ``DeepfakeClient`` per thread."""
+    """Scores over gRPC on one server or several (``urls``; default the connection's), a ``DeepfakeClient`` per
+    thread and server. Each request goes to the least busy server; on a transient error it is resent, to another
+    server when there is one, for at most ``connection.retry.max_attempts`` sends in all."""
 
-    def __init__(self, connection: Connection, num_frames: int | None = None) -> None:
+    def __init__(self, connection: Connection, num_frames: int | None = None, urls: list[str] | None = None) -> None:
         self.connection, self.num_frames = connection, num_frames
+        self.replicas = Replicas(urls or [connection.url], connection.retry)
+        # each client sends once: resending is decided here, across servers
+        self._once = [replace(connection, url=r.url, retry=RetryPolicy(max_attempts=1))
+                      for r in self.replicas.replicas]
         self._local = threading.local()
 
+    def _client(self, index: int) -> DeepfakeClient:
+        clients = self._local.__dict__.setdefault("clients", {})
+        if index not in clients:
+            clients[index] = DeepfakeClient(self._once[index])
+        return clients[index]
+
     def __call__(self, kind: str, data: bytes) -> Score:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = DeepfakeClient(self.connection)
-        return client.score_video(data, self.num_frames) if kind == "video" else client.score_image(data)
+        sends = 0
+        while True:
+            index = self.replicas.acquire()
+            sends += 1
+            client = self._client(index)
+            try:
+                score = client.score_video(data, self.num_frames) if kind == "video" else client.score_image(data)
+            except ScoringError as error:
+                transient = error.status in RETRYABLE
+                self.replicas.release(index, failed=transient)
+                if not transient or sends >= self.connection.retry.max_attempts:
+                    raise ScoringError(str(error), error.status, sends) from error
+                continue
+            self.replicas.release(index, failed=False)
+            return replace(score, attempts=sends)
 
 
 class LocalScorer:

@@ -22,6 +22,8 @@ from dfguard.errors import DfguardError
 VIDEO_MODEL = "deepfake_video"
 IMAGE_MODEL = "deepfake_image"
 RETRYABLE = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"})
+# channel_args replace tritonclient's defaults, of which these two matter: a 4K video is larger than gRPC's 4 MB
+MESSAGE_SIZE_ARGS = (("grpc.max_send_message_length", 2**31 - 1), ("grpc.max_receive_message_length", 2**31 - 1))
 
 T = TypeVar("T")
 
@@ -64,8 +66,12 @@ class Connection:
     headers: dict[str, str] = field(default_factory=dict)
 
     def client_options(self) -> dict[str, Any]:
-        """Keyword arguments of ``tritonclient.grpc(.aio).InferenceServerClient``."""
+        """Keyword arguments of ``tritonclient.grpc(.aio).InferenceServerClient``. A ``dns:///name:port`` URL (a
+        Kubernetes headless Service) gets gRPC's round-robin policy: each request goes to the next of the addresses
+        the name resolves to, where a plain ``host:port`` keeps one connection to one of them."""
         options: dict[str, Any] = {"url": self.url}
+        if self.url.startswith("dns:"):
+            options["channel_args"] = [*MESSAGE_SIZE_ARGS, ("grpc.lb_policy_name", "round_robin")]
         if self.ssl:
             options |= {"ssl": True, "root_certificates": _path(self.root_certificates),
                         "private_key": _path(self.private_key), "certificate_chain": _path(self.certificate_chain)}

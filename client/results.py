@@ -102,6 +102,24 @@ class ResultsFile:
             self.rewrite(records)  # another layout, or an input's rows torn: the rows that follow must line up
         return records
 
+    def read(self) -> list[Record]:
+        """The records of a finished file, read without changing it (a shard to merge, say).
+
+        Raises:
+            ValueError: the file ends in a torn record (the run writing it is still going, or crashed: run it again
+                to finish it).
+        """
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            raise ValueError(f"{self.path}: its last record is torn (is its run still going? rerun it to finish)")
+        if self.format == "csv" and data:
+            self.header = self._header()
+            self.per_face = self.header == PER_FACE_HEADER
+        records, complete = self._read()
+        if not complete:
+            raise ValueError(f"{self.path}: an input's rows are torn (is its run still going? rerun it to finish)")
+        return records
+
     def _header(self) -> str:
         with self.path.open(newline="") as handle:
             return handle.readline()

@@ -324,13 +324,18 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dfguard serve``."""
-    parser.add_argument("--repository", type=Path, default=Path("model_repository"), help="the model repository")
+    parser.add_argument("--repository", default="model_repository",
+                        help="the model repository: a folder, or a URL Triton reads itself (s3://, gs://, as://)")
     parser.add_argument("--target", choices=("cpu", "gpu"), default="cpu",
                         help="cpu: configs/cpu.pbtxt (Python backend); gpu: config.pbtxt (DALI, TensorRT)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1 unless you mean it)")
+    parser.add_argument("--http-host", help="address for HTTP (default --host; 127.0.0.1 with TLS)")
+    parser.add_argument("--metrics-host", help="address for metrics (default --host; 127.0.0.1 with TLS)")
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--admin-key-file", type=Path, help="file holding the admin key (e.g. a mounted Secret); "
+                        "without it a new key is written, owner-only, into the cache folder; never printed")
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate: serve gRPC over TLS (with --tls-key)")
     parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
 
@@ -345,18 +350,23 @@ def run_serve(args: argparse.Namespace) -> int:
     """Start tritonserver securely, wait until ready, print the endpoints, stop on Ctrl-C or SIGTERM."""
     import signal
 
-    from dfguard.serving.server import TritonServer
+    from dfguard.paths import cache_dir
+    from dfguard.serving.server import TritonServer, read_admin_key, write_admin_key
 
-    server = TritonServer(args.repository.resolve(), host=args.host,
-                          model_config_name="cpu" if args.target == "cpu" else None,
-                          ports=(args.http_port, args.grpc_port, args.metrics_port), tls_cert=args.tls_cert,
-                          tls_key=args.tls_key)
+    repository = args.repository if "://" in args.repository else Path(args.repository).resolve()
+    key_file = args.admin_key_file or cache_dir() / f"admin-key-{args.grpc_port}"
+    admin_key = read_admin_key(key_file) if args.admin_key_file else write_admin_key(key_file)
+    server = TritonServer(repository, host=args.host, model_config_name="cpu" if args.target == "cpu" else None,
+                          ports=(args.http_port, args.grpc_port, args.metrics_port), admin_key=admin_key,
+                          tls_cert=args.tls_cert, tls_key=args.tls_key, http_host=args.http_host,
+                          metrics_host=args.metrics_host)
     signal.signal(signal.SIGTERM, _interrupt)  # unwind like Ctrl-C; stopping inside the handler would deadlock
     server.start()
     print(f"tritonserver ready ({args.target} variant) — gRPC {server.grpc_url}, HTTP {server.http_url}, "
-          f"metrics {server.metrics_url}")
-    print(f"admin APIs need the header {next(iter(server.admin_headers('http')))}: {server.admin_key} "
-          f"(gRPC: {next(iter(server.admin_headers('grpc')))}); log: {server.log}")
+          f"metrics {server.metrics_url}", flush=True)
+    print(f"admin APIs need the header {next(iter(server.admin_headers('http')))} "
+          f"(gRPC: {next(iter(server.admin_headers('grpc')))}) with the key in {key_file}; log: {server.log}",
+          flush=True)
     try:
         server.supervise()  # a model's stub that dies gets the server restarted on the same ports
     except KeyboardInterrupt:
@@ -371,10 +381,18 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", help="video/image files, folders (recursive), globs, or manifests "
                         "(.txt one path per line, .csv with a 'path' column)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--url", default="127.0.0.1:8001", help="the Triton gRPC endpoint (host:port)")
+    where.add_argument("--url", action="append", metavar="HOST:PORT",
+                       help="a Triton gRPC endpoint (default 127.0.0.1:8001); repeat it to spread the requests over "
+                       "several servers (least in flight; a server that fails has its requests resent to the "
+                       "others); dns:///NAME:PORT round-robins over the addresses of NAME (a headless Service)")
     where.add_argument("--local", type=Path, metavar="CHECKPOINT",
                        help="score in this process with a training checkpoint (best.pt), no server (needs the "
                        "train extra)")
+    where.add_argument("--merge", type=Path, nargs="+", metavar="SHARD_RESULTS",
+                       help="score nothing: combine the results files of --shard runs over the same inputs into "
+                       "--out, checking every input has exactly one record")
+    parser.add_argument("--shard", metavar="I/N", help="score only the I-th (from 0) of N slices of the inputs, "
+                        "chosen by a hash of each absolute path: N jobs with I = 0..N-1 cover the inputs once")
     parser.add_argument("--spec", type=Path, help="with --local: the serving_spec.json (or repository) exported "
                         "from that checkpoint, for its verdict thresholds")
     parser.add_argument("--out", type=Path, required=True, help="results.jsonl or results.csv: one record per "
@@ -389,7 +407,8 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", choices=("all", "video", "image"), default="all",
                         help="which files to pick from folders and globs")
     parser.add_argument("--timeout", type=float, default=120.0, help="deadline per request, seconds")
-    parser.add_argument("--retries", type=int, default=5, help="sends per request on UNAVAILABLE/DEADLINE_EXCEEDED")
+    parser.add_argument("--retries", type=int, default=5,
+                        help="sends per request in all, over all servers, on UNAVAILABLE/DEADLINE_EXCEEDED")
     parser.add_argument("--ssl", action="store_true", help="TLS to the endpoint (e.g. behind a gateway)")
     parser.add_argument("--root-certificates", type=Path, help="PEM file of the CA to trust (with --ssl)")
     parser.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
@@ -406,9 +425,10 @@ def run_score(args: argparse.Namespace) -> int:
     from dfguard.client.batch import LocalScorer, RemoteScorer, plot_results, score_files
     from dfguard.client.grpc_client import Connection, RetryPolicy
     from dfguard.client.inputs import collect_inputs
+    from dfguard.client.shards import merge_shards, parse_shard, select_shard
 
-    if args.concurrency < 1:
-        raise ValueError(f"--concurrency must be at least 1, got {args.concurrency}")
+    if args.concurrency < 1 or args.retries < 1:
+        raise ValueError(f"--concurrency and --retries must be at least 1, got {args.concurrency}, {args.retries}")
     malformed = [h for h in args.header if "=" not in h]
     if malformed:
         raise ValueError(f"--header takes NAME=VALUE, got {malformed}")
@@ -416,13 +436,24 @@ def run_score(args: argparse.Namespace) -> int:
     paths = collect_inputs(args.paths, kinds)
     if args.spec and not args.local:
         raise ValueError("--spec goes with --local (a server answers with the spec it was exported with)")
+    if args.merge:
+        if args.shard:
+            raise ValueError("--merge combines all the shards: give it the inputs without --shard")
+        records = merge_shards(paths, args.merge, args.out, per_face=args.per_face)
+        print(f"{len(records)} inputs, each with one record, from {len(args.merge)} shard files into {args.out}")
+        return 1 if any(record.status == "error" for record in records) else 0
+    if args.shard:
+        index, count = parse_shard(args.shard)
+        total, paths = len(paths), select_shard(paths, index, count)
+        print(f"shard {index}/{count}: {len(paths)} of {total} inputs")
     if args.local:
         scorer = LocalScorer(args.local, args.num_frames, args.spec)
     else:
-        connection = Connection(args.url, timeout=args.timeout, retry=RetryPolicy(max_attempts=args.retries),
+        urls = args.url or ["127.0.0.1:8001"]
+        connection = Connection(urls[0], timeout=args.timeout, retry=RetryPolicy(max_attempts=args.retries),
                                 ssl=args.ssl, root_certificates=args.root_certificates,
                                 headers=dict(h.split("=", 1) for h in args.header))
-        scorer = RemoteScorer(connection, args.num_frames)
+        scorer = RemoteScorer(connection, args.num_frames, urls)
     summary = score_files(paths, scorer, args.out, concurrency=args.concurrency, flag_at=args.flag_at,
                           retry_errors=args.retry_errors, progress=not args.no_progress, per_face=args.per_face)
     print(summary.text(args.out))

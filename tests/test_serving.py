@@ -216,29 +216,64 @@ def test_a_ready_server_on_our_http_port_is_not_taken_for_ours(server):
         assert fresh.http_url != server.http_url and fresh.answers_with_our_key()
 
 
-def test_dfguard_serve_starts_prints_endpoints_and_stops_on_sigterm(server, tmp_path):
+def test_dfguard_serve_takes_its_key_from_a_file_never_shows_it_and_stops_on_sigterm(server, tmp_path):
+    """The operator's key (a mounted Secret, base64 like ``openssl rand -base64 32``) unlocks the admin APIs and
+    appears neither in what ``dfguard serve`` prints nor in the server's log, both of which a cluster ships."""
+    import base64
     import signal
     import subprocess
     import sys
+    import urllib.error
+    import urllib.request
 
-    from dfguard.serving.server import free_ports
+    from dfguard.serving.server import ADMIN_KEY, free_ports
 
+    key = base64.b64encode(bytes(range(200, 232))).decode()  # '+', '/' and '=' padding: all must survive
+    key_file = tmp_path / "admin-key"
+    key_file.write_text(key + "\n")
     http, grpc_port, metrics = free_ports(3)
     command = [str(Path(sys.executable).with_name("dfguard")), "serve", "--repository", str(server.repository),
-               "--http-port", str(http), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics)]
+               "--http-port", str(http), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics),
+               "--admin-key-file", str(key_file)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         first = process.stdout.readline()
         assert "tritonserver ready (cpu variant)" in first and f"127.0.0.1:{grpc_port}" in first, first
         assert grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}").is_model_ready("video_decode")
-        assert "admin APIs need the header" in process.stdout.readline()
+        second = process.stdout.readline()
+        assert "admin APIs need the header" in second and str(key_file) in second, second
+        logging_api = f"http://127.0.0.1:{http}/v2/logging"
+        with urllib.request.urlopen(urllib.request.Request(logging_api, headers={ADMIN_KEY: key}), timeout=10) as ok:
+            assert ok.status == 200
+        with pytest.raises(urllib.error.HTTPError):  # the same API without the key is refused
+            urllib.request.urlopen(logging_api, timeout=10)
+        log = Path(second.rsplit("log: ", 1)[1].strip())
         process.send_signal(signal.SIGTERM)
+        printed = first + second + process.stdout.read()
         assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()
+    assert key not in printed and key not in log.read_text(errors="replace")
     with pytest.raises(InferenceServerException):
         grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}").is_server_live()
+
+
+def test_a_short_or_unreadable_admin_key_file_is_refused_without_quoting_it(tmp_path):
+    """A key file with a mistake (empty, a short word, two words) stops ``serve`` before anything starts, and the
+    message names the file, not its content."""
+    from dfguard.serving.server import ServerError, read_admin_key, write_admin_key
+
+    for content in ("", "short-secret", "two words of a passphrase"):
+        (tmp_path / "key").write_text(content)
+        with pytest.raises(ServerError, match="at least 16 characters") as refused:
+            read_admin_key(tmp_path / "key")
+        assert str(tmp_path / "key") in str(refused.value) and (not content or content not in str(refused.value))
+    with pytest.raises(ServerError, match="cannot read"):
+        read_admin_key(tmp_path / "missing")
+    written = write_admin_key(tmp_path / "generated" / "admin-key")
+    assert read_admin_key(tmp_path / "generated" / "admin-key") == written
+    assert (tmp_path / "generated" / "admin-key").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_system_tritonserver_needs_no_pytriton(monkeypatch):
@@ -262,6 +297,12 @@ def test_with_tls_only_grpc_leaves_the_loopback(tmp_path):
     assert server.http_url == "127.0.0.1:1"
     plain = TritonServer(tmp_path, host="0.0.0.0", ports=(1, 2, 3)).command()
     assert "--http-address=0.0.0.0" in plain and not any("ssl" in flag for flag in plain)
+    # in a pod Prometheus scrapes the pod's address, so the operator may open metrics (only) next to TLS gRPC
+    scraped = TritonServer(tmp_path, host="0.0.0.0", ports=(1, 2, 3), tls_cert=tmp_path / "c.pem",
+                           tls_key=tmp_path / "k.pem", metrics_host="0.0.0.0").command()
+    assert "--metrics-address=0.0.0.0" in scraped and "--http-address=127.0.0.1" in scraped
+    bucket = TritonServer("s3://models-bucket/dfguard", ports=(1, 2, 3)).command()
+    assert "--model-repository=s3://models-bucket/dfguard" in bucket
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:

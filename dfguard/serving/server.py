@@ -6,7 +6,8 @@ the stub built for this Python version) and the wheel's bundled libraries on ``L
 
 Secure defaults: every endpoint binds 127.0.0.1 unless told otherwise, model control is ``none`` (the repository
 cannot be changed through the API), the admin APIs (model repository, shared memory, logging, tracing) need a
-header with a key generated per start, readiness is strict and the server exits on any model load error.
+header with a key (generated per start, or read from a file such as a mounted Secret; never printed or logged),
+readiness is strict and the server exits on any model load error.
 """
 
 from __future__ import annotations
@@ -35,6 +36,34 @@ SYSTEM_BINARY = Path("/opt/tritonserver/bin/tritonserver")
 
 class ServerError(DfguardError):
     """tritonserver could not be found, started, or made ready."""
+
+
+MIN_ADMIN_KEY_LENGTH = 16
+
+
+def read_admin_key(path: Path) -> str:
+    """The admin key in ``path`` (a mounted Secret, say): its content without surrounding whitespace, which must be
+    one printable word of at least ``MIN_ADMIN_KEY_LENGTH`` characters. The error never quotes the content."""
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ServerError(f"cannot read the admin key file {path}: {error}") from None
+    if len(key) < MIN_ADMIN_KEY_LENGTH or not key.isprintable() or any(c.isspace() for c in key):
+        raise ServerError(f"the admin key in {path} must be one printable word of at least {MIN_ADMIN_KEY_LENGTH} "
+                          f"characters (got {len(key)} characters): e.g. openssl rand -base64 32 > {path}")
+    return key
+
+
+def write_admin_key(path: Path) -> str:
+    """A new random admin key, written to ``path`` readable by its owner only (replacing what was there)."""
+    key = secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key + "\n")
+    os.replace(partial, path)
+    return key
 
 
 def pytriton_root() -> Path:
@@ -111,7 +140,7 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 class TritonServer:
     """A ``tritonserver`` process: ``with TritonServer(repo) as server: server.grpc_url`` ..."""
 
-    repository: Path
+    repository: Path | str  # a folder, or an object-store URL Triton reads itself (s3://, gs://, as://)
     host: str = "127.0.0.1"
     model_config_name: str | None = "cpu"
     ports: tuple[int, int, int] | None = None  # http, grpc, metrics
@@ -120,6 +149,8 @@ class TritonServer:
     admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     tls_cert: Path | None = None  # PEM certificate and key: gRPC over TLS; HTTP and metrics then on 127.0.0.1
     tls_key: Path | None = None
+    http_host: str | None = None  # where HTTP listens when not the default (see local_host)
+    metrics_host: str | None = None  # where metrics listen when not the default, e.g. the pod's address under TLS
     extra_args: tuple[str, ...] = ()  # further tritonserver flags, appended last
     process: subprocess.Popen | None = None
     chosen_ports: bool = field(init=False, default=False)  # True when free_ports picked them (they may be re-picked)
@@ -137,8 +168,16 @@ class TritonServer:
         return "127.0.0.1" if self.tls_cert is not None else self.host
 
     @property
+    def http_address(self) -> str:
+        return self.http_host or self.local_host
+
+    @property
+    def metrics_address(self) -> str:
+        return self.metrics_host or self.local_host
+
+    @property
     def http_url(self) -> str:
-        return f"{self.local_host}:{self.ports[0]}"
+        return f"{self.http_address}:{self.ports[0]}"
 
     @property
     def grpc_url(self) -> str:
@@ -146,7 +185,7 @@ class TritonServer:
 
     @property
     def metrics_url(self) -> str:
-        return f"http://{self.local_host}:{self.ports[2]}/metrics"
+        return f"http://{self.metrics_address}:{self.ports[2]}/metrics"
 
     def admin_headers(self, protocol: str = "grpc") -> dict[str, str]:
         """The header that unlocks the restricted admin APIs, for ``protocol`` "grpc" or "http"."""
@@ -159,8 +198,8 @@ class TritonServer:
         http, grpc, metrics = self.ports
         command = [str(binary), f"--model-repository={self.repository}", "--model-control-mode=none",
                    "--strict-readiness=true", "--exit-on-error=true", "--disable-auto-complete-config",
-                   f"--http-address={self.local_host}", f"--http-port={http}", f"--grpc-address={self.host}",
-                   f"--grpc-port={grpc}", f"--metrics-address={self.local_host}", f"--metrics-port={metrics}",
+                   f"--http-address={self.http_address}", f"--http-port={http}", f"--grpc-address={self.host}",
+                   f"--grpc-port={grpc}", f"--metrics-address={self.metrics_address}", f"--metrics-port={metrics}",
                    f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_KEY}={self.admin_key}",
                    f"--grpc-restricted-protocol={RESTRICTED_APIS}:{ADMIN_KEY}={self.admin_key}"]
         if is_wheel_binary(binary):
