@@ -72,6 +72,7 @@ EXTRAS_REQUIRE["dev"] = [
     "ruff>=0.6",
     "packaging>=23",  # tests/test_architecture.py resolves the extras from the installed metadata
     "cryptography>=42",  # tests/test_serving.py makes a self-signed certificate to serve gRPC over TLS
+    "kubernetes-validate>=1.31",  # tests/test_deploy.py validates the rendered manifests offline
     *EXTRAS_REQUIRE["train"],
     *EXTRAS_REQUIRE["gpu"],
     *EXTRAS_REQUIRE["bench"],

@@ -338,6 +338,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         "without it a new key is written, owner-only, into the cache folder; never printed")
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate: serve gRPC over TLS (with --tls-key)")
     parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    parser.add_argument("--startup-timeout", type=float, default=600.0, help="seconds to wait for every model to "
+                        "load before giving up (TensorRT plans on a cold node take minutes)")
 
 
 def _interrupt(*_: object) -> None:
@@ -361,7 +363,7 @@ def run_serve(args: argparse.Namespace) -> int:
                           tls_cert=args.tls_cert, tls_key=args.tls_key, http_host=args.http_host,
                           metrics_host=args.metrics_host)
     signal.signal(signal.SIGTERM, _interrupt)  # unwind like Ctrl-C; stopping inside the handler would deadlock
-    server.start()
+    server.start(timeout=args.startup_timeout)
     print(f"tritonserver ready ({args.target} variant) — gRPC {server.grpc_url}, HTTP {server.http_url}, "
           f"metrics {server.metrics_url}", flush=True)
     print(f"admin APIs need the header {next(iter(server.admin_headers('http')))} "
