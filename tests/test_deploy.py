@@ -438,7 +438,8 @@ def test_grafana_dashboard_panels_all_have_queries() -> None:
         assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"]), panel["title"]
     exprs = " ".join(t["expr"] for p in panels for t in p["targets"])
     for metric in ('nv_inference_request_success{model="deepfake_video"}', "nv_inference_compute_infer_duration_us",
-                   "nv_inference_queue_duration_us", "nv_inference_request_failure", "nv_gpu_utilization"):
+                   "nv_inference_queue_duration_us", "nv_inference_request_failure", "nv_gpu_utilization",
+                   'nv_inference_request_summary_us{quantile="0.95"}'):
         assert metric in exprs, metric
 
 

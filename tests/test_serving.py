@@ -414,3 +414,25 @@ def test_a_dead_stub_fails_its_requests_in_time_and_gets_the_server_restarted(se
         supervised.stop()
         watcher.join(60)
     assert not watcher.is_alive()
+
+
+def test_metrics_carry_what_the_autoscaler_and_the_dashboard_read(served, video):
+    """After a request, /metrics has the series deploy/ is built on: the queue-time and success counters of
+    face_finder (the autoscaler's rule), the video ensemble's successes, and per-step latency quantiles (p95)."""
+    import urllib.request
+
+    from dfguard.client.grpc_client import DeepfakeClient
+
+    with DeepfakeClient(served.grpc_url) as client:
+        client.score_video(video, 6)
+    text = urllib.request.urlopen(served.metrics_url, timeout=10).read().decode()
+
+    def value(pattern: str) -> float:
+        found = re.search(rf"^{pattern} (\S+)$", text, re.MULTILINE)
+        assert found, f"no {pattern} in /metrics"
+        return float(found[1])
+
+    assert value(r'nv_inference_queue_duration_us\{model="face_finder",version="1"\}') >= 0
+    assert value(r'nv_inference_request_success\{model="face_finder",version="1"\}') >= 1
+    assert value(r'nv_inference_request_success\{model="deepfake_video",version="1"\}') >= 1
+    assert value(r'nv_inference_request_summary_us\{model="face_finder",version="1",quantile="0.95"\}') > 0

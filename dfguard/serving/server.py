@@ -200,6 +200,7 @@ class TritonServer:
                    "--strict-readiness=true", "--exit-on-error=true", "--disable-auto-complete-config",
                    f"--http-address={self.http_address}", f"--http-port={http}", f"--grpc-address={self.host}",
                    f"--grpc-port={grpc}", f"--metrics-address={self.metrics_address}", f"--metrics-port={metrics}",
+                   "--metrics-config=summary_latencies=true",  # p50/p90/p95/p99 per model, for dashboards
                    f"--http-restricted-api={RESTRICTED_APIS}:{ADMIN_KEY}={self.admin_key}",
                    f"--grpc-restricted-protocol={RESTRICTED_APIS}:{ADMIN_KEY}={self.admin_key}"]
         if is_wheel_binary(binary):
