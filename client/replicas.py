@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from .grpc_client import RetryPolicy
 
+PROBE_WAIT = 0.05  # seconds between looks while every replica is being probed
+
 
 @dataclass
 class Replica:
@@ -27,7 +29,8 @@ class Replica:
 
 class Replicas:
     """Least-in-flight choice among ``urls`` (ties go round), skipping replicas that are cooling down; when all are,
-    ``acquire`` waits for the first to come back (which is then tried again, like a retry after backoff)."""
+    ``acquire`` waits for the first to come back. A replica back from cooling down takes one request (a probe)
+    until it answers one, so a server still dead costs one failed send, not one per waiting request."""
 
     def __init__(self, urls: list[str], policy: RetryPolicy) -> None:
         if not urls:
@@ -44,14 +47,21 @@ class Replicas:
                 now = time.monotonic()
                 count = len(self.replicas)
                 order = [(self._turn + k) % count for k in range(count)]
-                up = [i for i in order if self.replicas[i].down_until <= now]
+                free = [i for i in order if not self._probing(self.replicas[i])]
+                up = [i for i in free if self.replicas[i].down_until <= now]
                 if up:
                     chosen = min(up, key=lambda i: self.replicas[i].in_flight)
                     self.replicas[chosen].in_flight += 1
                     self._turn = (chosen + 1) % count
                     return chosen
-                wait = min(r.down_until for r in self.replicas) - now
-            time.sleep(max(wait, 0.0))
+                # the first to come back, or (every one probed now) a moment for a probe to finish
+                wait = min((self.replicas[i].down_until - now for i in free), default=PROBE_WAIT)
+            time.sleep(max(wait, 0.001))
+
+    @staticmethod
+    def _probing(replica: Replica) -> bool:
+        """A replica that has failed and has a request in flight: that request is its probe."""
+        return replica.failures > 0 and replica.in_flight > 0
 
     def release(self, index: int, *, failed: bool) -> None:
         """The request sent to replica ``index`` is over: ``failed`` (transiently) leaves the replica alone for the

@@ -73,6 +73,26 @@ def test_a_failed_replica_is_left_alone_then_tried_again():
         Replicas([], RetryPolicy())
 
 
+def test_a_replica_back_from_cooling_down_takes_one_probe_at_a_time():
+    """After a failure, the first request back is a probe; the others go elsewhere (or wait) until it answers."""
+    replicas = Replicas(["a:1", "b:1"], RetryPolicy(base_delay=0.02, max_delay=0.02))
+    replicas.release(0, failed=True) if replicas.acquire() == 0 else pytest.fail("a goes first")
+    time.sleep(0.05)  # cooled down
+    chosen = [replicas.acquire() for _ in range(5)]
+    assert chosen.count(0) == 1  # back: it gets one request, the probe, and no second while that is in flight
+    replicas.release(0, failed=False)  # it answered: back in the rotation, and the least busy
+    assert replicas.acquire() == 0
+    lone = Replicas(["a:1"], RetryPolicy(base_delay=0.02, max_delay=0.02))
+    lone.release(lone.acquire(), failed=True)
+    time.sleep(0.05)
+    assert lone.acquire() == 0  # the probe
+    answered = threading.Timer(0.2, lone.release, args=(0,), kwargs={"failed": False})
+    answered.start()
+    start = time.monotonic()
+    assert lone.acquire() == 0 and time.monotonic() - start >= 0.15  # waited for the probe's answer
+    answered.join()
+
+
 def test_replicas_choose_safely_from_many_threads():
     replicas = Replicas(["a:1", "b:1", "c:1", "d:1"], RetryPolicy())
     chosen: list[int] = []
@@ -129,9 +149,10 @@ def write_records(path: Path, inputs: list[Path]) -> None:
 
 
 def test_a_merge_that_would_lose_double_or_add_an_input_refuses_naming_it(tmp_path):
-    inputs = [tmp_path / f"v{k}.mp4" for k in range(9)]
+    inputs = [Path(f"/uploads/v{k}.mp4") for k in range(15)]  # fixed paths: the same shards on every run
     shards = [tmp_path / f"shard-{i}.jsonl" for i in range(3)]
     for index, shard in enumerate(shards):
+        assert select_shard(inputs, index, 3), "each shard has inputs"
         write_records(shard, select_shard(inputs, index, 3))
     merged = merge_shards(inputs, shards, tmp_path / "all.jsonl")
     assert [r.path for r in merged] == [str(p.resolve()) for p in inputs]  # in input order
@@ -142,8 +163,8 @@ def test_a_merge_that_would_lose_double_or_add_an_input_refuses_naming_it(tmp_pa
     assert str(lost.resolve()) in str(missing.value) and not (tmp_path / "x.jsonl").exists()
     with pytest.raises(ValueError, match="more than one record"):
         merge_shards(inputs, [*shards, shards[1]], tmp_path / "x.jsonl")
-    with pytest.raises(ValueError, match=r"of no input given.*v8\.mp4"):
-        merge_shards(inputs[:8], shards, tmp_path / "x.jsonl")
+    with pytest.raises(ValueError, match=r"of no input given.*v14\.mp4"):
+        merge_shards(inputs[:-1], shards, tmp_path / "x.jsonl")
     with shards[0].open("a") as handle:
         handle.write('{"path": "/torn')  # its job still writing
     with pytest.raises(ValueError, match="torn"):
