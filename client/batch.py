@@ -198,13 +198,13 @@ def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: in
 
     paths = [path.resolve() for path in paths]
     results = ResultsFile(out, per_face=per_face)
-    done = {record.key: record for record in results.open()}
+    done = {record.key: record for record in results.open(outline=True)}  # skipped inputs are only counted
     if results.repaired:
         print(f"{out}: cut off a torn last record ({results.repaired} bytes) left by an interrupted run")
     if retry_errors:
         wanted = {str(path) for path in paths}
         failed = {key for key, record in done.items() if record.status == "error" and record.path in wanted}
-        results.rewrite([record for key, record in done.items() if key not in failed])
+        results.remove(failed)
         done = {key: record for key, record in done.items() if key not in failed}
     summary = Summary(flag_at)
     start = time.perf_counter()

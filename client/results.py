@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -62,6 +64,8 @@ class Record:
 
 FIELDS = [f.name for f in fields(Record)]
 NESTED = ("faces", "tracks")  # JSONL only: a CSV row has the top track's columns instead
+DETAILS = ("frame_index", "frame_scores", *NESTED)  # the bulk of a record: left out of an outline
+OUTLINE = frozenset(FIELDS) - frozenset(DETAILS)
 TOP_TRACK = ("id", "score", "faces", "first_frame", "last_frame")
 CSV_FIELDS = [f for f in FIELDS if f not in NESTED] + [f"top_track_{k}" for k in TOP_TRACK]
 CSV_HEADER = ",".join(CSV_FIELDS) + "\n"
@@ -69,6 +73,12 @@ FACE_FIELDS = ["face_frame", "face_x0", "face_y0", "face_x1", "face_y1", "face_t
 PER_FACE_HEADER = ",".join(CSV_FIELDS + FACE_FIELDS) + "\n"
 REQUIRED_TEXT = ("path", "sha256", "kind", "status")  # "" stays "" (the hash of a file that could not be read)
 LIST_FIELDS = ("frame_index", "frame_scores")
+
+
+def record_key(line: str) -> tuple[str, str]:
+    """The key (path, content hash) of a JSONL record line."""
+    values = json.loads(line)
+    return values["path"], values["sha256"]
 
 
 class ResultsFile:
@@ -89,13 +99,15 @@ class ResultsFile:
         self.header = PER_FACE_HEADER if per_face else CSV_HEADER
         self.repaired = 0  # bytes of a torn last record cut off when opening
 
-    def open(self) -> list[Record]:
-        """The records already written (after cutting off a torn last line), ready for appending."""
+    def open(self, *, outline: bool = False) -> list[Record]:
+        """The records already written (after cutting off a torn last line), ready for appending. ``outline``: JSONL
+        records without their per-frame and per-face lists (``DETAILS``), all a resuming run needs, so a file of
+        hundreds of thousands of records fits in memory (about 1 KB each instead of 20-40 KB)."""
         self.repaired = self.file.repair()
         if self.format == "csv" and self.path.stat().st_size and self._header() in (CSV_HEADER, PER_FACE_HEADER):
             self.header = self._header()  # a file of this version keeps its layout, whatever this run asked for
             self.per_face = self.header == PER_FACE_HEADER
-        records, complete = self._read()
+        records, complete = self._read(outline)
         if self.format == "csv" and self.path.stat().st_size == 0:
             self.file.append(self.header)
         elif self.format == "csv" and (self._header() != self.header or not complete):
@@ -126,14 +138,38 @@ class ResultsFile:
 
     def append(self, record: Record) -> None:
         """Write one record as one line, durably."""
-        self.file.append(self._line(record))
+        self.file.append(self.line(record))
+
+    def remove(self, keys: set[tuple[str, str]]) -> None:
+        """Take the records of ``keys`` out of the file, atomically; JSONL lines are kept byte for byte, one at a
+        time, so the file never has to fit in memory."""
+        if not keys:
+            return
+        if self.format == "csv":
+            records, _ = self._read()
+            self.rewrite([record for record in records if record.key not in keys])
+            return
+        with self.path.open(encoding="utf-8") as handle:
+            self.file.replace(line for line in handle if line.strip() and record_key(line) not in keys)
 
     def rewrite(self, records: list[Record]) -> None:
         """Replace the file's content with ``records``, atomically."""
-        header = self.header if self.format == "csv" else ""
-        self.file.replace(header + "".join(self._line(record) for record in records))
+        self.write(self.line(record) for record in records)
 
-    def _line(self, record: Record) -> str:
+    def write(self, lines: Iterable[str]) -> None:
+        """Replace the file's content with the header (CSV) and ``lines`` (as ``line`` makes them), atomically,
+        writing them as they come."""
+        header = [self.header] if self.format == "csv" else []
+        self.file.replace(itertools.chain(header, lines))
+
+    @staticmethod
+    def parse_line(line: str | bytes, wanted: Iterable[str] = FIELDS) -> Record:
+        """The record of one JSONL line, its ``wanted`` fields only (keys of older versions, such as a stored
+        ``flagged``, are dropped: a record is what this version writes)."""
+        return Record(**{k: v for k, v in json.loads(line).items() if k in wanted})
+
+    def line(self, record: Record) -> str:
+        """One record as this file writes it: a JSONL line, or its CSV row (rows, one per face)."""
         values = asdict(record)
         if self.format == "jsonl":
             return json.dumps(values, allow_nan=False) + "\n"
@@ -156,13 +192,12 @@ class ResultsFile:
                                                          face.get("score")], strict=True)))
         return buffer.getvalue()
 
-    def _read(self) -> tuple[list[Record], bool]:
-        """The records, and whether every input's rows were all there."""
+    def _read(self, outline: bool = False) -> tuple[list[Record], bool]:
+        """The records (JSONL and ``outline``: without ``DETAILS``), and whether every input's rows were all there."""
         if self.format == "jsonl":
-            lines = self.path.read_text().splitlines()
-            # keys of older versions (a stored ``flagged``) are dropped: a record is what this version writes
-            return [Record(**{k: v for k, v in json.loads(line).items() if k in FIELDS})
-                    for line in lines if line.strip()], True
+            wanted = OUTLINE if outline else frozenset(FIELDS)
+            with self.path.open(encoding="utf-8") as handle:
+                return [self.parse_line(line, wanted) for line in handle if line.strip()], True
         with self.path.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
         if not rows or "face_frame" not in rows[0]:

@@ -6,6 +6,10 @@ hash of each input's absolute path (the same on every machine and run, whatever 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .results import Record, ResultsFile
@@ -36,19 +40,62 @@ def select_shard(paths: list[Path], index: int, count: int) -> list[Path]:
     return [path for path in (p.resolve() for p in paths) if shard_of(path, count) == index]
 
 
-def merge_shards(paths: list[Path], shard_files: list[Path], out: Path, *, per_face: bool = False) -> list[Record]:
+@dataclass(frozen=True)
+class Entry:
+    """Where one record of a shard is: its JSONL line's offset and length in ``shard``, or (CSV) the record."""
+
+    shard: Path
+    status: str
+    offset: int = 0
+    length: int = 0
+    record: Record | None = None
+
+    def line(self, out: ResultsFile) -> str:
+        """The record as a line (or rows) of ``out``: a JSONL line copied byte for byte into a JSONL file."""
+        if self.record is not None:
+            return out.line(self.record)
+        with self.shard.open("rb") as handle:
+            handle.seek(self.offset)
+            text = handle.read(self.length).decode("utf-8")
+        return text if out.format == "jsonl" else out.line(ResultsFile.parse_line(text))
+
+
+def shard_entries(shard: Path) -> Iterator[tuple[str, Entry]]:
+    """``(path, entry)`` for every record of a finished shard file, read without changing it; JSONL line by line,
+    so only offsets are held (a merge of millions of records fits in memory).
+
+    Raises:
+        ValueError: the file ends in a torn record (its run is still going or crashed: rerun it to finish).
+    """
+    results = ResultsFile(shard)
+    if results.format == "csv":
+        for record in results.read():
+            yield record.path, Entry(shard, record.status, record=record)
+        return
+    with shard.open("rb") as handle:
+        offset = 0
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                raise ValueError(f"{shard}: its last record is torn (is its run still going? rerun it to finish)")
+            if raw.strip():
+                values = json.loads(raw)
+                yield values["path"], Entry(shard, values["status"], offset, len(raw))
+            offset += len(raw)
+
+
+def merge_shards(paths: list[Path], shard_files: list[Path], out: Path, *, per_face: bool = False) -> dict[str, int]:
     """Write into ``out`` (atomically, in the order of ``paths``) the one record of each input found in the
-    ``shard_files``, and return them; the shard files are only read.
+    ``shard_files``, which are only read; returns the count of records by status.
 
     Raises:
         ValueError: a shard file is torn (its job is still running or crashed: rerun it to finish), or an input
             has no record, or more than one, or a record is of no input given; the first few of each are named.
     """
     wanted = list(dict.fromkeys(str(path.resolve()) for path in paths))
-    found: dict[str, list[tuple[Path, Record]]] = {}
+    found: dict[str, list[Entry]] = {}
     for shard in shard_files:
-        for record in ResultsFile(shard).read():
-            found.setdefault(record.path, []).append((shard, record))
+        for path, entry in shard_entries(shard):
+            found.setdefault(path, []).append(entry)
     missing = [path for path in wanted if path not in found]
     doubled = [path for path in wanted if len(found.get(path, ())) > 1]
     extra = sorted(set(found) - set(wanted))
@@ -57,7 +104,7 @@ def merge_shards(paths: list[Path], shard_files: list[Path], out: Path, *, per_f
         problems.append(f"{len(missing)} inputs have no record (is a shard missing or unfinished?), e.g. "
                         f"{', '.join(missing[:SHOWN])}")
     if doubled:
-        where = "; ".join(f"{path} in {', '.join(str(s) for s, _ in found[path])}" for path in doubled[:SHOWN])
+        where = "; ".join(f"{path} in {', '.join(str(e.shard) for e in found[path])}" for path in doubled[:SHOWN])
         problems.append(f"{len(doubled)} inputs have more than one record (shards of different N, or overlapping "
                         f"files?), e.g. {where}")
     if extra:
@@ -65,7 +112,7 @@ def merge_shards(paths: list[Path], shard_files: list[Path], out: Path, *, per_f
                         f"{', '.join(extra[:SHOWN])}")
     if problems:
         raise ValueError(f"cannot merge {len(shard_files)} shard files into {out}: " + "; ".join(problems))
-    records = [found[path][0][1] for path in wanted]
     out.parent.mkdir(parents=True, exist_ok=True)
-    ResultsFile(out, per_face=per_face).rewrite(records)
-    return records
+    merged = ResultsFile(out, per_face=per_face)
+    merged.write(found[path][0].line(merged) for path in wanted)
+    return dict(Counter(found[path][0].status for path in wanted))

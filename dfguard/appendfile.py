@@ -9,6 +9,7 @@ finished line exactly once.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -42,11 +43,12 @@ class AppendOnlyFile:
         finally:
             os.close(descriptor)
 
-    def replace(self, text: str) -> None:
-        """Replace the whole content atomically (a temporary file, flushed, renamed over this one)."""
+    def replace(self, text: str | Iterable[str]) -> None:
+        """Replace the whole content atomically (a temporary file, flushed, renamed over this one) with ``text``, or
+        with the pieces of text it yields, written as they come."""
         scratch = self.path.with_name(self.path.name + ".rewrite")
         with scratch.open("w") as handle:
-            handle.write(text)
+            handle.writelines([text] if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(scratch, self.path)

@@ -441,9 +441,10 @@ def run_score(args: argparse.Namespace) -> int:
     if args.merge:
         if args.shard:
             raise ValueError("--merge combines all the shards: give it the inputs without --shard")
-        records = merge_shards(paths, args.merge, args.out, per_face=args.per_face)
-        print(f"{len(records)} inputs, each with one record, from {len(args.merge)} shard files into {args.out}")
-        return 1 if any(record.status == "error" for record in records) else 0
+        counts = merge_shards(paths, args.merge, args.out, per_face=args.per_face)
+        print(f"{sum(counts.values())} inputs, each with one record, from {len(args.merge)} shard files into "
+              f"{args.out}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        return 1 if counts.get("error") else 0
     if args.shard:
         index, count = parse_shard(args.shard)
         total, paths = len(paths), select_shard(paths, index, count)

@@ -154,9 +154,19 @@ def test_a_merge_that_would_lose_double_or_add_an_input_refuses_naming_it(tmp_pa
     for index, shard in enumerate(shards):
         assert select_shard(inputs, index, 3), "each shard has inputs"
         write_records(shard, select_shard(inputs, index, 3))
-    merged = merge_shards(inputs, shards, tmp_path / "all.jsonl")
-    assert [r.path for r in merged] == [str(p.resolve()) for p in inputs]  # in input order
-    assert [r["path"] for r in read_jsonl(tmp_path / "all.jsonl")] == [str(p.resolve()) for p in inputs]
+    assert merge_shards(inputs, shards, tmp_path / "all.jsonl") == {"ok": len(inputs)}
+    assert [r["path"] for r in read_jsonl(tmp_path / "all.jsonl")] == [str(p.resolve()) for p in inputs]  # in order
+    lines = {json.loads(line)["path"]: line for shard in shards for line in shard.read_text().splitlines()}
+    assert (tmp_path / "all.jsonl").read_text().splitlines() == [lines[str(p)] for p in inputs]  # byte for byte
+    merge_shards(inputs, shards, tmp_path / "all.csv")  # shards → another format
+    csv_shards = [tmp_path / f"shard-{i}.csv" for i in range(3)]
+    for index, shard in enumerate(csv_shards):
+        write_records(shard, select_shard(inputs, index, 3))
+    assert merge_shards(inputs, csv_shards, tmp_path / "from-csv.jsonl") == {"ok": len(inputs)}
+    assert read_jsonl(tmp_path / "from-csv.jsonl") == read_jsonl(tmp_path / "all.jsonl")
+    assert [r.path for r in ResultsFile(tmp_path / "all.csv").open()] == [str(p) for p in inputs]
+    assert [r.score for r in ResultsFile(tmp_path / "all.csv").open()] == [r["score"] for r in
+                                                                            read_jsonl(tmp_path / "all.jsonl")]
     lost = next(p for p in inputs if shard_of(p.resolve(), 3) == 1)
     with pytest.raises(ValueError, match="inputs have no record") as missing:
         merge_shards(inputs, [shards[0], shards[2]], tmp_path / "x.jsonl")

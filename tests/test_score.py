@@ -185,6 +185,32 @@ def test_results_file_round_trips_records_with_missing_values(tmp_path):
         assert len((tmp_path / name).read_text().splitlines()) == 2 + (name.endswith(".csv"))
 
 
+def test_a_resume_reads_outlines_and_removing_records_keeps_the_others_byte_for_byte(tmp_path):
+    """A resuming run holds each earlier record without its per-frame and per-face lists (a shard of 250 000 HD
+    results would not fit in a pod's memory otherwise); --retry-errors takes error records out without touching the
+    bytes of the others."""
+    faces = [{"frame": k, "box": [1.0, 2.0, 30.0, 40.0], "track": 0, "score": 0.5} for k in range(32)]
+    full = [Record(f"/v/{k}.mp4", f"{k:02x}", "video", "error" if k % 3 == 0 else "ok",
+                   score=None if k % 3 == 0 else k / 10, verdict="real", face_count=32, frame_index=list(range(32)),
+                   frame_scores=[0.5] * 32, faces=faces, attempts=1, error="UNAVAILABLE" if k % 3 == 0 else None)
+            for k in range(9)]
+    results = ResultsFile(tmp_path / "r.jsonl")
+    results.open()
+    for record in full:
+        results.append(record)
+    before = (tmp_path / "r.jsonl").read_text().splitlines(keepends=True)
+    outlines = ResultsFile(tmp_path / "r.jsonl").open(outline=True)
+    assert [r.key for r in outlines] == [r.key for r in full]
+    assert [(r.status, r.score, r.face_count, r.error) for r in outlines] == [
+        (r.status, r.score, r.face_count, r.error) for r in full]
+    assert all(r.faces is None and r.frame_scores is None for r in outlines)
+    errors = {r.key for r in full if r.status == "error"}
+    results.remove(errors)
+    assert (tmp_path / "r.jsonl").read_text().splitlines(keepends=True) == [
+        line for line, record in zip(before, full, strict=True) if record.key not in errors]
+    assert ResultsFile(tmp_path / "r.jsonl").open() == [r for r in full if r.key not in errors]
+
+
 def test_results_of_an_older_version_still_resume(tmp_path):
     """Files written when records stored a ``flagged`` column: read, and a CSV's header brought up to date so the
     rows appended now line up."""
