@@ -9,10 +9,12 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from .results import Record, ResultsFile
+from .results import Record, ResultsFile, TornRecordError
 
 SHOWN = 3  # inputs named in a merge error, per kind of problem
 
@@ -50,13 +52,13 @@ class Entry:
     length: int = 0
     record: Record | None = None
 
-    def line(self, out: ResultsFile) -> str:
-        """The record as a line (or rows) of ``out``: a JSONL line copied byte for byte into a JSONL file."""
+    def line(self, out: ResultsFile, shard: BinaryIO) -> str:
+        """The record as a line (or rows) of ``out``, read from ``shard`` (this entry's file, open): a JSONL line is
+        copied byte for byte into a JSONL file."""
         if self.record is not None:
             return out.line(self.record)
-        with self.shard.open("rb") as handle:
-            handle.seek(self.offset)
-            text = handle.read(self.length).decode("utf-8")
+        shard.seek(self.offset)
+        text = shard.read(self.length).decode("utf-8")
         return text if out.format == "jsonl" else out.line(ResultsFile.parse_line(text))
 
 
@@ -76,7 +78,7 @@ def shard_entries(shard: Path) -> Iterator[tuple[str, Entry]]:
         offset = 0
         for raw in handle:
             if not raw.endswith(b"\n"):
-                raise ValueError(f"{shard}: its last record is torn (is its run still going? rerun it to finish)")
+                raise TornRecordError(shard)
             if raw.strip():
                 values = json.loads(raw)
                 yield values["path"], Entry(shard, values["status"], offset, len(raw))
@@ -114,5 +116,8 @@ def merge_shards(paths: list[Path], shard_files: list[Path], out: Path, *, per_f
         raise ValueError(f"cannot merge {len(shard_files)} shard files into {out}: " + "; ".join(problems))
     out.parent.mkdir(parents=True, exist_ok=True)
     merged = ResultsFile(out, per_face=per_face)
-    merged.write(found[path][0].line(merged) for path in wanted)
-    return dict(Counter(found[path][0].status for path in wanted))
+    chosen = [found[path][0] for path in wanted]
+    with ExitStack() as stack:
+        handles = {shard: stack.enter_context(shard.open("rb")) for shard in dict.fromkeys(shard_files)}
+        merged.write(entry.line(merged, handles[entry.shard]) for entry in chosen)
+    return dict(Counter(entry.status for entry in chosen))

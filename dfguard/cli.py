@@ -452,7 +452,7 @@ def run_score(args: argparse.Namespace) -> int:
     if args.local:
         scorer = LocalScorer(args.local, args.num_frames, args.spec)
     else:
-        urls = args.url or ["127.0.0.1:8001"]
+        urls = args.url or [Connection.url]  # the client's default endpoint
         connection = Connection(urls[0], timeout=args.timeout, retry=RetryPolicy(max_attempts=args.retries),
                                 ssl=args.ssl, root_certificates=args.root_certificates,
                                 headers=dict(h.split("=", 1) for h in args.header))

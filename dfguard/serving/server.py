@@ -54,9 +54,14 @@ def read_admin_key(path: Path) -> str:
     return key
 
 
+def new_admin_key() -> str:
+    """A random admin key (32 URL-safe characters)."""
+    return secrets.token_urlsafe(24)
+
+
 def write_admin_key(path: Path) -> str:
     """A new random admin key, written to ``path`` readable by its owner only (replacing what was there)."""
-    key = secrets.token_urlsafe(24)
+    key = new_admin_key()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}")
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -146,7 +151,7 @@ class TritonServer:
     ports: tuple[int, int, int] | None = None  # http, grpc, metrics
     cache: Path = field(default_factory=cache_dir)
     log: Path | None = None
-    admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    admin_key: str = field(default_factory=new_admin_key)
     tls_cert: Path | None = None  # PEM certificate and key: gRPC over TLS; HTTP and metrics then on 127.0.0.1
     tls_key: Path | None = None
     http_host: str | None = None  # where HTTP listens when not the default (see local_host)
@@ -169,10 +174,12 @@ class TritonServer:
 
     @property
     def http_address(self) -> str:
+        """Where HTTP listens: ``http_host`` if given, else ``local_host``."""
         return self.http_host or self.local_host
 
     @property
     def metrics_address(self) -> str:
+        """Where metrics listen: ``metrics_host`` if given, else ``local_host``."""
         return self.metrics_host or self.local_host
 
     @property
