@@ -68,6 +68,9 @@ def add_face_search_arguments(parser: argparse.ArgumentParser, *, tracks: bool =
                         "paper's selfie detector)")
     parser.add_argument("--min-face-px", type=float, default=found.min_face_px, help="find every face at least this "
                         "tall in frame pixels, at any resolution (the detector also runs on tiles)")
+    parser.add_argument("--search-every", type=int, default=found.search_every, help="run the fine tiles on every "
+                        "Nth sampled frame of a shot and its first and last (1: every frame); the frames between "
+                        "get the whole frame and windows around the faces found on either side")
     if tracks:
         parser.add_argument("--max-faces", type=int, default=linked.max_faces, help="faces kept per frame, largest "
                             "first (more are capped, never an error)")
@@ -81,7 +84,7 @@ def face_settings(args: argparse.Namespace) -> tuple[Any, Any]:
 
     tracks = TrackConfig(max_faces=args.max_faces, min_track_faces=args.min_track_faces) if hasattr(
         args, "max_faces") else TrackConfig()
-    return DetectorConfig(name=args.detector, min_face_px=args.min_face_px), tracks
+    return DetectorConfig(name=args.detector, min_face_px=args.min_face_px, search_every=args.search_every), tracks
 
 
 def add_faces_arguments(parser: argparse.ArgumentParser) -> None:

@@ -159,13 +159,21 @@ def match(truth: np.ndarray, found: np.ndarray, threshold: float = 0.4) -> tuple
 
 @dataclass(frozen=True)
 class PeopleVideo:
-    """A rendered video of a scene: its file, the people's face boxes in its first frame, and which person was
-    forged (None for a real video) with which family."""
+    """A rendered video of a scene: its file, the people's face boxes in its first frame, which person was
+    forged (None for a real video) with which family, and how far the camera moved (x, y) from the first frame
+    to the last."""
 
     path: Path
     boxes: np.ndarray
     forged: int | None
     family: str
+    camera_move: np.ndarray
+
+    def boxes_at(self, frame: int, frames: int) -> np.ndarray:
+        """The face boxes ``[K, 4]`` in frame ``frame`` of the video's ``frames`` (within a pixel: the camera's
+        position is rounded per frame)."""
+        move = self.camera_move * (frame / max(frames - 1, 1))
+        return self.boxes - np.array([*move, *move], np.float32)
 
 
 def make_people_video(path: Path, spec: VideoSpec, rng: np.random.Generator, *, people: int | None = None,
@@ -200,4 +208,5 @@ def make_people_video(path: Path, spec: VideoSpec, rng: np.random.Generator, *, 
             yield frame
 
     write_video(path, frames(), spec)
-    return PeopleVideo(path, boxes - np.array([*start, *start], np.float32), forged, family or "real")
+    return PeopleVideo(path, boxes - np.array([*start, *start], np.float32), forged, family or "real",
+                       (end - start).astype(np.float32))

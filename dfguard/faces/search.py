@@ -3,7 +3,11 @@
 
 ``find_faces`` runs the detector on each frame's windows (``dfguard.faces.tiles``) through a ``DetectorRun`` (the
 served ``face_detector`` model, or ONNX Runtime in process), keeps the ``max_faces`` largest of each frame and
-links them across frames (``dfguard.faces.tracks``). Faces are listed frame by frame, largest first within a frame.
+links them across frames (``dfguard.faces.tracks``). Every tile level runs only on key frames: each shot's first
+and last sampled frame and every ``DetectorConfig.search_every``-th; a frame between gets the whole frame (large
+faces, new ones included) and a window around each smaller face found in the key frames on either side. A small
+face seen in no key frame (in view for less than ``search_every`` sampled frames, or missed there) is missed.
+Faces are listed frame by frame, largest first within a frame.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detect import Detection
+from .detect import Detection, as_rgb
 from .settings import DetectorConfig, TrackConfig
-from .tiles import DetectorRun, detect_in_windows
-from .tracks import link_tracks
+from .tiles import DetectorRun, merge_candidates, run_windows, tile_windows, windows_around
+from .tracks import link_tracks, shot_starts
 from .weights import detector_kind
 
 
@@ -50,16 +54,48 @@ class FoundFaces:
 def find_faces_many(videos: Sequence[Sequence[np.ndarray]], detector: DetectorConfig, tracks: TrackConfig,
                     run: DetectorRun, batch: int = 64, workers: int = 1) -> list[FoundFaces]:
     """``find_faces`` for several videos, their windows sent to ``run`` together (``batch`` at a time, from
-    ``workers`` threads)."""
+    ``workers`` threads), in two rounds: every key frame's tiles and every other frame's whole frame first, then
+    the windows around the faces of the key frames on either side of each other frame."""
     kind = detector_kind(detector.name)
+    videos = [[as_rgb(frame) for frame in video] for video in videos]
+    starts = [shot_starts(video, tracks.min_shot_correlation) for video in videos]
+    keys = [key_frames(video_starts, detector.search_every) for video_starts in starts]
     frames = [frame for video in videos for frame in video]
-    found = detect_in_windows(frames, kind, run, min_face_px=detector.min_face_px, min_score=detector.min_score,
-                              batch=batch, workers=workers)
+    is_key = np.concatenate(keys) if frames else np.zeros(0, bool)
+    tiles = [tile_windows(*frame.shape[:2], kind, detector.min_face_px) for frame in frames]
+    options = {"min_score": detector.min_score, "batch": batch, "workers": workers}
+    candidates = run_windows(frames, [plan if key else plan[:1] for plan, key in zip(tiles, is_key, strict=True)],
+                             kind, run, **options)
+    found = [merge_candidates(c, detector.min_face_px) for c in candidates]
+    nearby = [windows_around(boxes, *frame.shape[:2], kind) for frame, boxes in
+              zip(frames, neighbour_boxes(found, is_key), strict=True)]
+    more = run_windows(frames, nearby, kind, run, **options)
+    found = [faces if not extra else merge_candidates(first + extra, detector.min_face_px)
+             for faces, first, extra in zip(found, candidates, more, strict=True)]
     results, start = [], 0
-    for video in videos:
-        results.append(link_faces(video, found[start:start + len(video)], tracks))
+    for video, video_starts in zip(videos, starts, strict=True):
+        results.append(link_faces(video, found[start:start + len(video)], tracks, video_starts))
         start += len(video)
     return results
+
+
+def key_frames(starts: np.ndarray, every: int) -> np.ndarray:
+    """``[F]`` bool: the frames searched at every tile level: each shot's first and last frame and every
+    ``every``-th frame of it (``starts``: where shots begin, ``dfguard.faces.tracks.shot_starts``)."""
+    index = np.arange(len(starts))
+    shot_start = np.maximum.accumulate(np.where(starts, index, 0))
+    last = np.r_[starts[1:], True] if len(starts) else starts
+    return starts | last | ((index - shot_start) % max(every, 1) == 0)
+
+
+def neighbour_boxes(found: Sequence[Sequence[Detection]], keys: np.ndarray) -> list[list[np.ndarray]]:
+    """For each frame that is not a key frame, the boxes found in the nearest key frame before and after it
+    (both in its shot: a shot's first and last frames are key frames); nothing for key frames."""
+    index = np.arange(len(keys))
+    before = np.maximum.accumulate(np.where(keys, index, 0))
+    after = np.minimum.accumulate(np.where(keys, index, len(keys))[::-1])[::-1]
+    return [[] if keys[k] else [np.asarray(d.box) for d in (*found[before[k]], *found[after[k]])]
+            for k in index]
 
 
 def find_faces(frames: Sequence[np.ndarray], detector: DetectorConfig, tracks: TrackConfig, run: DetectorRun,
@@ -68,10 +104,11 @@ def find_faces(frames: Sequence[np.ndarray], detector: DetectorConfig, tracks: T
     return find_faces_many([frames], detector, tracks, run, batch)[0]
 
 
-def link_faces(frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]], config: TrackConfig
-               ) -> FoundFaces:
-    """Cap and link one video's detections into tracks, as ``FoundFaces``."""
-    capped, linked = link_tracks(frames, detections, config)
+def link_faces(frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]], config: TrackConfig,
+               starts: np.ndarray | None = None) -> FoundFaces:
+    """Cap and link one video's detections into tracks, as ``FoundFaces`` (``starts``: where its shots begin,
+    when already known)."""
+    capped, linked = link_tracks(frames, detections, config, starts)
     track_of = {(k, j): track.id for track in linked for k, j in zip(track.frames, track.faces, strict=True)}
     order = [(k, j) for k, faces in enumerate(capped) for j in range(len(faces))]
     return FoundFaces(tuple(capped[k][j] for k, j in order), np.array([k for k, _ in order], np.int32),

@@ -42,23 +42,28 @@ MIN_FACE_PX = 48
 # false detections scored 0.505-0.607, the 85 true ones 0.549 once and 0.713 and up; on frames without people
 # (seeds 1 and 2, 52 frames) false ones scored 0.51-0.80, at every level, the whole frame included.
 TILED_MIN_SCORE = 0.65
+SEARCH_EVERY = 4
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     """Which detector finds the faces (``blazeface_full_range``, the serving default, or ``blazeface_short_range``,
-    the CDNet paper's), the smallest face height to find in frame pixels at any resolution, and the detector score
-    a face needs."""
+    the CDNet paper's), the smallest face height to find in frame pixels at any resolution, the detector score
+    a face needs, and how often the fine tiles run: on each shot's first and last sampled frame and every
+    ``search_every``-th one (1: every frame); the frames between get the whole frame and windows around the faces
+    found in the searched frames on either side (``dfguard.faces.search``)."""
 
     name: str = "blazeface_full_range"
     min_face_px: float = MIN_FACE_PX
     min_score: float = TILED_MIN_SCORE
+    search_every: int = SEARCH_EVERY
 
     def __post_init__(self) -> None:
         if self.name not in DETECTORS:
             raise ValueError(f"unknown face detector {self.name!r}; known: {sorted(DETECTORS)}")
-        if not self.min_face_px >= 1 or not 0.0 < self.min_score < 1.0:
-            raise ValueError(f"min_face_px must be at least 1 pixel and min_score in (0, 1): {self}")
+        if not self.min_face_px >= 1 or not 0.0 < self.min_score < 1.0 or self.search_every < 1:
+            raise ValueError(f"min_face_px must be at least 1 pixel, min_score in (0, 1) and search_every at "
+                             f"least 1: {self}")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ coarser level finds them from ``2m`` up, so a level only has to find faces up to
 overlap by ``SPAN`` · ``m`` (at most half a side): a face that small lies wholly inside one of them. Together the
 levels cover every size from ``min_face_px`` up. Detections cut by a window's edge inside the frame are dropped
 (the face is whole in a neighbouring window), the rest are mapped back to frame pixels and merged across windows
-and levels by weighted NMS: one face, one box.
+and levels by weighted NMS: one face, one box. ``windows_around`` plans windows around faces already known (from
+a nearby frame of the same shot: ``dfguard.faces.search``), so frames between fully tiled ones cost a few
+windows instead of dozens.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decode import NMS_IOU, RawDetections, box_areas, decode, intersection_areas, weighted_nms
+from .decode import NMS_IOU, RawDetections, box_areas, decode, intersection_areas, pairwise_iou, weighted_nms
 from .detect import Detection, Letterbox, as_detections, as_rgb
 from .settings import MIN_FACE_PX, TILED_MIN_SCORE
 from .weights import DetectorKind
@@ -30,6 +32,8 @@ EDGE = 0.02  # a box within this fraction of a window side from an inner window 
 SPAN = 2.5
 SMALLER = 0.6  # boxes under this fraction of min_face_px are below what was asked for (detected sizes vary ±20 %)
 INSIDE = 0.5  # a box with this much of its area inside a box 1.5× its side is a part of that face, not a face
+CONTEXT = 5.0  # a window around a known face is this many face sides wide (windows_around)
+AROUND_FACES = -1  # the level of a window around a known face: it belongs to no level of the tiling
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,11 @@ class Window:
     y0: float
     side: float
     level: int
+
+    @property
+    def box(self) -> np.ndarray:
+        """The window as a box (x0, y0, x1, y1) in frame pixels."""
+        return np.array([self.x0, self.y0, self.x0 + self.side, self.y0 + self.side])
 
     def mapping(self, size: int) -> Letterbox:
         """The affine map frame → network input of side ``size`` (``Letterbox`` semantics)."""
@@ -123,26 +132,57 @@ DetectorRun = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 def detect_in_windows(frames: Sequence[np.ndarray], kind: DetectorKind, run: DetectorRun, *,
                       min_face_px: float = MIN_FACE_PX, min_score: float = TILED_MIN_SCORE, batch: int = 64,
                       workers: int = 1) -> list[list[Detection]]:
-    """Faces of at least ``min_face_px`` in each RGB (or gray) uint8 frame, any resolution, best first. ``run``
-    gets at most ``batch`` windows at a time (a 4K frame has about 80, and each input is 442 KB at 192 px), from
-    ``workers`` threads at once (for a detector that serves calls in parallel, like Triton's instances); each
-    call's outputs are decoded at once, so memory holds a few batches, never a video's worth."""
+    """Faces of at least ``min_face_px`` in each RGB (or gray) uint8 frame, any resolution, best first: every
+    window of ``tile_windows`` through ``run_windows``."""
     frames = [as_rgb(frame) for frame in frames]
-    plans = [(k, window) for k, frame in enumerate(frames)
-             for window in tile_windows(*frame.shape[:2], kind, min_face_px)]
+    plans = [tile_windows(*frame.shape[:2], kind, min_face_px) for frame in frames]
+    candidates = run_windows(frames, plans, kind, run, min_score=min_score, batch=batch, workers=workers)
+    return [merge_candidates(frame_candidates, min_face_px) for frame_candidates in candidates]
+
+
+def run_windows(frames: Sequence[np.ndarray], plans: Sequence[Sequence[Window]], kind: DetectorKind,
+                run: DetectorRun, *, min_score: float = TILED_MIN_SCORE, batch: int = 64, workers: int = 1
+                ) -> list[list[RawDetections]]:
+    """The candidates of each RGB frame's windows (``plans[k]`` for ``frames[k]``). ``run`` gets at most ``batch``
+    windows at a time (a 4K frame has about 80, and each input is 442 KB at 192 px), from ``workers`` threads at
+    once (for a detector that serves calls in parallel, like Triton's instances); each call's outputs are decoded
+    at once, so memory holds a few batches, never a video's worth."""
+    work = [(k, window) for k, plan in enumerate(plans) for window in plan]
 
     def detect(chunk: list[tuple[int, Window]]) -> list[tuple[int, RawDetections]]:
         regressors, scores = run(np.stack([window_input(frames[k], window, kind.input_size) for k, window in chunk]))
         return [(k, window_candidates(window, r, s, *frames[k].shape[:2], kind, min_score))
                 for (k, window), r, s in zip(chunk, regressors, scores, strict=True)]
 
-    chunks = [plans[start:start + batch] for start in range(0, len(plans), batch)]
+    chunks = [work[start:start + batch] for start in range(0, len(work), batch)]
     candidates: list[list[RawDetections]] = [[] for _ in frames]
     with ThreadPoolExecutor(max(workers, 1)) as pool:
         for found in pool.map(detect, chunks):
             for k, raw in found:
                 candidates[k].append(raw)
-    return [merge_candidates(frame_candidates, min_face_px) for frame_candidates in candidates]
+    return candidates
+
+
+def found_whole(box: Sequence[float], height: int, width: int, kind: DetectorKind) -> bool:
+    """Whether the whole-frame window (level 0) finds a face of this box with room to spare: twice the smallest
+    face it finds reliably, so the face may shrink by ``TrackConfig.max_scale`` and still be found there."""
+    return (box[3] - box[1]) * kind.input_size / max(height, width) >= 2 * kind.smallest_face
+
+
+def windows_around(boxes: Sequence[Sequence[float]], height: int, width: int, kind: DetectorKind) -> list[Window]:
+    """Windows that find these faces again in a nearby frame: one per face that the whole frame alone might miss,
+    centred on it, ``CONTEXT`` face sides wide (the face moved at most ``TrackConfig.max_shift`` sides from its box
+    and still lies wholly inside; it fills ``input_size / CONTEXT`` input pixels, well above ``smallest_face``);
+    a window mostly covered by an earlier one is left out (the same face seen in the frames on either side)."""
+    windows: list[Window] = []
+    for box in boxes:
+        if found_whole(box, height, width, kind):
+            continue
+        side = CONTEXT * max(box[2] - box[0], box[3] - box[1])
+        window = Window((box[0] + box[2] - side) / 2, (box[1] + box[3] - side) / 2, side, AROUND_FACES)
+        if not windows or pairwise_iou(window.box[None], np.array([w.box for w in windows])).max() <= 0.5:
+            windows.append(window)
+    return windows
 
 
 def detect_faces_tiled(frames: Sequence[np.ndarray], kind: DetectorKind, *, min_face_px: float = MIN_FACE_PX,

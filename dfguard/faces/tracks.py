@@ -100,11 +100,13 @@ def link_cost(track: _Open, box: np.ndarray, look: np.ndarray, config: TrackConf
 
 
 def link_tracks(frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]],
-                config: TrackConfig = TrackConfig()) -> tuple[list[list[Detection]], list[Track]]:
+                config: TrackConfig = TrackConfig(), starts: np.ndarray | None = None
+                ) -> tuple[list[list[Detection]], list[Track]]:
     """Cap each frame's detections and link them into tracks; returns the capped detections per frame and the
-    tracks (ids in order of first appearance), every capped detection in exactly one track."""
+    tracks (ids in order of first appearance), every capped detection in exactly one track. ``starts``: where
+    shots begin (``shot_starts``), computed when not given."""
     capped = [cap_faces(found, config.faces_per_frame(len(frames))) for found in detections]
-    starts = shot_starts(frames, config.min_shot_correlation)
+    starts = shot_starts(frames, config.min_shot_correlation) if starts is None else starts
     open_tracks: list[_Open] = []
     finished: list[_Open] = []
     next_id = 0

@@ -1,0 +1,112 @@
+"""dfguard.faces.search: the fine tiles on every k-th sampled frame, windows around known faces in between."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dfguard.faces.detect import Detection, in_process_detector
+from dfguard.faces.search import find_faces, key_frames, neighbour_boxes
+from dfguard.faces.settings import DetectorConfig, TrackConfig
+from dfguard.faces.tiles import CONTEXT, tile_windows, windows_around
+from dfguard.faces.weights import DETECTORS
+from dfguard.train.scenes import make_scene, match
+
+FULL_RANGE = DETECTORS["blazeface_full_range"]
+
+
+def test_key_frames_are_each_shots_ends_and_every_kth_frame_of_it():
+    starts = np.zeros(16, bool)
+    starts[[0, 10]] = True
+    assert np.flatnonzero(key_frames(starts, 4)).tolist() == [0, 4, 8, 9, 10, 14, 15]
+    assert key_frames(starts, 1).all()
+    assert key_frames(starts[:1], 4).tolist() == [True]
+
+
+def detection(box: tuple[float, float, float, float]) -> Detection:
+    return Detection(box, np.zeros((6, 2), np.float32), 0.9)
+
+
+def test_frames_between_key_frames_get_the_faces_of_the_key_frames_on_either_side():
+    keys = np.array([True, False, False, True, False, True])
+    found = [[detection((0, 0, 10, 10))], [], [], [detection((5, 5, 15, 15)), detection((50, 50, 60, 60))], [],
+             []]
+    boxes = neighbour_boxes(found, keys)
+    assert [len(b) for b in boxes] == [0, 3, 3, 0, 2, 0]
+    np.testing.assert_array_equal(boxes[1][0], [0, 0, 10, 10])
+    np.testing.assert_array_equal(boxes[4][1], [50, 50, 60, 60])
+
+
+def test_a_window_around_a_small_face_is_centred_on_it_and_large_faces_need_none():
+    small, twin = (900.0, 500.0, 960.0, 560.0), (902.0, 501.0, 962.0, 561.0)
+    large = (100.0, 100.0, 500.0, 500.0)  # 400 px of a 1920 px frame: 40 input pixels of the whole frame
+    windows = windows_around([small, twin, large], 1080, 1920, FULL_RANGE)
+    assert len(windows) == 1
+    (window,) = windows
+    assert window.side == pytest.approx(CONTEXT * 60)
+    assert window.x0 + window.side / 2 == pytest.approx(930) and window.y0 + window.side / 2 == pytest.approx(530)
+
+
+def panning_video(rng: np.random.Generator, frames: int = 9, step: int = 45) -> tuple[list[np.ndarray],
+                                                                                    list[np.ndarray]]:
+    """A 1080p camera panning ``step`` px per sampled frame over a scene of two small faces (wholly inside every
+    frame), and the faces' boxes in each frame."""
+    width, height, pan = 1920, 1080, step * (frames - 1)
+    for _ in range(100):
+        scene = make_scene(rng, width=width + pan, height=height, faces=2, min_face_px=50, max_face_px=90,
+                           gray=False)
+        boxes = scene.boxes
+        if len(boxes) == 2 and (boxes[:, 0] > pan + 10).all() and (boxes[:, 2] < width - 10).all() and \
+                (boxes[:, 1] > 10).all() and (boxes[:, 3] < height - 10).all():
+            break
+    else:
+        raise AssertionError("no scene of two faces fits")
+    images = [np.ascontiguousarray(scene.image[:, k * step:k * step + width]) for k in range(frames)]
+    return images, [boxes - np.array([k * step, 0, k * step, 0], np.float32) for k in range(frames)]
+
+
+class CountingRun:
+    """The in-process full-range detector, counting the windows it was given."""
+
+    def __init__(self) -> None:
+        self.detector, self.windows = in_process_detector(FULL_RANGE), 0
+
+    def __call__(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.windows += len(inputs)
+        return self.detector(inputs)
+
+
+@pytest.mark.slow  # two face searches of nine 1080p frames
+def test_faces_moving_between_key_frames_are_found_in_every_frame_for_far_fewer_windows(rng):
+    """Two faces of 50-90 px in 1080p, the camera moving 45 px per sampled frame (about two thirds of a face
+    side, three faces' widths between key frames): every face is found in every frame, as by the fine tiles on
+    every frame, with less than half their detector windows, and one counted track per face."""
+    frames, truth = panning_video(rng)
+    found, runs = {}, {}
+    for every in (1, 4):
+        runs[every] = CountingRun()
+        found[every] = find_faces(frames, DetectorConfig(search_every=every), TrackConfig(), runs[every])
+    for k, boxes in enumerate(truth):
+        for every in (1, 4):
+            assert match(boxes, found[every].boxes[found[every].frame == k]) == (2, 0), (every, k)
+    tiles = len(tile_windows(1080, 1920, FULL_RANGE))
+    assert runs[1].windows == 9 * tiles
+    # key frames 0, 4 and 8 tiled; frames between: the whole frame and a window per face and key frame on
+    # either side (one when the face moved little between them)
+    assert 3 * tiles + 6 * (1 + 2) <= runs[4].windows <= 3 * tiles + 6 * (1 + 4) < runs[1].windows / 2
+    assert found[4].track_counts.sum() == 2
+
+
+@pytest.mark.slow
+def test_a_face_that_appears_between_key_frames_is_found_from_the_key_frame_after_and_a_cut_is_searched(rng):
+    """Frames 0-1 of a shot without people, frames 2-6 with them (key frames 0, 4, 6), then a cut to another
+    scene: the faces are found in frames 2-3 too (from key frame 4's faces), and the new shot's small faces at
+    once (its first frame is a key frame)."""
+    frames, truth = panning_video(rng, frames=7, step=10)
+    empty = np.full_like(frames[0], 90)
+    other, other_truth = panning_video(rng, frames=3, step=10)
+    video = [empty, empty, *frames[2:], *other]
+    found = find_faces(video, DetectorConfig(search_every=4), TrackConfig(), CountingRun())
+    assert found.frame_faces.tolist() == [0, 0, 2, 2, 2, 2, 2, 2, 2, 2]
+    for k, boxes in [*enumerate(truth)][2:] + [(7 + j, b) for j, b in enumerate(other_truth)]:
+        assert match(boxes, found.boxes[found.frame == k]) == (2, 0), k
