@@ -28,7 +28,7 @@ import numpy as np
 
 from benchmarks.results import write_section
 from benchmarks.workload import DEFAULT_ROOT, TEMPLATE, build_workload, hd_videos, untrained_workload
-from dfguard.faces.settings import MIN_FACE_PX
+from dfguard.faces.settings import MIN_FACE_PX, DetectorConfig
 
 if TYPE_CHECKING:
     from dfguard.inference.spec import ServingSpec
@@ -223,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     repository = workload.repository if args.preset == "tiny" or servable else None
     spec = None
     if args.min_face_px != MIN_FACE_PX and repository is not None:  # the same model, another face search
-        from dfguard.faces.settings import DetectorConfig
         from dfguard.train.export import export_repository
 
         repository = repository.with_name(f"{repository.name}-min-face-{args.min_face_px:g}")
@@ -242,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                "decode-bound limit" if best else ", no (c): the ensemble serves presets with parts, DCT map and "
                "vector (tiny, full)")
             + ". Not the same work: (a) looks for the largest face of each frame with short-range BlazeFace on the "
-            f"whole frame; (b) and (c) for every face of {args.min_face_px:g} px and up with full range on the frame "
-            "and its tiles, "
+            f"whole frame; (b) and (c) for every face of {args.min_face_px:g} px and up with full range on the whole "
+            f"frame, on its tiles in every {DetectorConfig().search_every}th sampled frame of a shot (and its first "
+            "and last) and on windows around the faces found there in the frames between, "
             "tracked (faces/s counts the faces each scored). GPU rows: unmeasured (no GPU machine at hand).")
     if best:
         body += (f"\n\nWhere the ensemble's time goes at {best.concurrency} in flight (Triton's statistics over "

@@ -110,3 +110,13 @@ def test_a_face_that_appears_between_key_frames_is_found_from_the_key_frame_afte
     assert found.frame_faces.tolist() == [0, 0, 2, 2, 2, 2, 2, 2, 2, 2]
     for k, boxes in [*enumerate(truth)][2:] + [(7 + j, b) for j, b in enumerate(other_truth)]:
         assert match(boxes, found.boxes[found.frame == k]) == (2, 0), k
+
+
+def test_frames_the_whole_frame_searches_in_full_get_no_windows_around_faces(rng):
+    """At 320×240 with faces from 48 px the plan is the whole frame alone: every frame costs one window, as with
+    the tiles on every frame."""
+    scene = make_scene(rng, width=320, height=240, faces=1, min_face_px=50, max_face_px=60, gray=False)
+    assert len(tile_windows(240, 320, FULL_RANGE)) == 1
+    run = CountingRun()
+    found = find_faces([scene.image] * 6, DetectorConfig(search_every=4), TrackConfig(), run)
+    assert run.windows == 6 and found.frame_faces.tolist() == [1] * 6
