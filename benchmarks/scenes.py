@@ -116,13 +116,15 @@ def speed(runs: dict[str, Detector], rounds: int, seed: int) -> str:
 
 PAN = 1 / 3  # the camera moves up to a third of the frame's width over a video (every face stays inside)
 SEARCH_EVERY = (1, 2, 4, 8)
+FILMED_SECONDS, FILMED_FPS, SAMPLED = 6, 25, 32
 
 
-def filmed(videos: int, seed: int, folder: Path, sampled: int = 32) -> str:
+def filmed(videos: int, seed: int, folder: Path, sampled: int = SAMPLED) -> str:
     """The face search with each ``SEARCH_EVERY`` on ``videos`` filmed HD videos, as a markdown table."""
     from dfguard.faces.detect import in_process_detector
     from dfguard.faces.search import find_faces
     from dfguard.faces.settings import DetectorConfig, TrackConfig
+    from dfguard.faces.weights import detector_kind
     from dfguard.train.scenes import make_people_video
     from dfguard.train.synthetic import VideoSpec
     from dfguard.video import decode_frames, sample_indices
@@ -131,13 +133,13 @@ def filmed(videos: int, seed: int, folder: Path, sampled: int = 32) -> str:
     clips = []
     for k in tqdm(range(videos), desc="filming"):
         width, height = ((1280, 720), (1920, 1080))[k % 2]
-        spec = VideoSpec(width=width, height=height, frames=150, fps=25, crf=23, keyframe_interval=40)
+        spec = VideoSpec(width=width, height=height, frames=FILMED_SECONDS * FILMED_FPS, fps=FILMED_FPS, crf=23,
+                         keyframe_interval=40)
         video = make_people_video(folder / f"filmed{k}.mp4", spec, rng, pan=int(rng.integers(120, PAN * width)),
                                   min_face_px=48, max_face_px=height / 3)
         indices = sample_indices(spec.frames, sampled)
         clips.append((video, decode_frames(video.path, indices), [video.boxes_at(i, spec.frames) for i in indices]))
-    kind = DETECTORS[DetectorConfig().name]
-    detector = in_process_detector(kind)
+    detector = in_process_detector(detector_kind(DetectorConfig().name))
     windows = [0]
 
     def counted(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.filmed:
         with tempfile.TemporaryDirectory() as folder:
             body = filmed(args.videos, args.seed, Path(folder))
-        body += (f"\n\n{args.videos} videos (seed {args.seed}), 1280×720 and 1920×1080, 6 s at 25 fps, H.264, a "
-                 "camera panning from 120 px to a third of the frame's width; 32 frames sampled; a face is found at "
-                 "IoU ≥ 0.4 with one "
-                 "detection. The detector in ONNX Runtime, in this process, default threads.")
+        body += (f"\n\n{args.videos} videos (seed {args.seed}), 1280×720 and 1920×1080, {FILMED_SECONDS} s at "
+                 f"{FILMED_FPS} fps, H.264, a camera panning from 120 px to a third of the frame's width; {SAMPLED} "
+                 "frames sampled; a face is found at IoU ≥ 0.4 with one detection. The detector in ONNX Runtime, "
+                 "in this process, default threads.")
         print(body)
         if not args.no_write:
             write_section("faces-filmed", "Faces in filmed HD videos: the fine tiles on every k-th sampled frame",

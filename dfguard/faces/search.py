@@ -66,13 +66,14 @@ def find_faces_many(videos: Sequence[Sequence[np.ndarray]], detector: DetectorCo
     options = {"min_score": detector.min_score, "batch": batch, "workers": workers}
     candidates = run_windows(frames, [plan if key else plan[:1] for plan, key in zip(tiles, is_key, strict=True)],
                              kind, run, **options)
-    found = [merge_candidates(c, detector.min_face_px) for c in candidates]
+    keyed = [merge_candidates(c, detector.min_face_px) if key else [] for c, key in zip(candidates, is_key,
+                                                                                          strict=True)]
     # a frame whose plan is the whole frame alone is searched in full already
     nearby = [windows_around(boxes, *frame.shape[:2], kind) if len(plan) > 1 else [] for frame, plan, boxes in
-              zip(frames, tiles, neighbour_boxes(found, is_key), strict=True)]
+              zip(frames, tiles, neighbour_boxes(keyed, is_key), strict=True)]
     more = run_windows(frames, nearby, kind, run, **options)
-    found = [faces if not extra else merge_candidates(first + extra, detector.min_face_px)
-             for faces, first, extra in zip(found, candidates, more, strict=True)]
+    found = [faces if key else merge_candidates(first + extra, detector.min_face_px)
+             for faces, key, first, extra in zip(keyed, is_key, candidates, more, strict=True)]
     results, start = [], 0
     for video, video_starts in zip(videos, starts, strict=True):
         results.append(link_faces(video, found[start:start + len(video)], tracks, video_starts))
