@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from benchmarks.results import write_section
 from dfguard.faces.settings import CropConfig
+from dfguard.progress import progress_bar
 from dfguard.train.config import load_preset
 from dfguard.train.datasets import load_csv
 from dfguard.train.demo import SEEN, UNSEEN
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     runs = []
-    for seed in tqdm(args.seeds, desc="seeds"):
+    for seed in progress_bar(args.seeds, desc="seeds"):
         with tempfile.TemporaryDirectory() as scratch:
             runs.append(run_seed(Path(scratch), seed, args))
     test_videos = max(2, round(0.2 * args.videos_per_class))

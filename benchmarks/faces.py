@@ -15,11 +15,11 @@ import argparse
 import matplotlib.cbook
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from benchmarks.results import calls_for, seconds_per_call, write_section
 from dfguard.faces.crops import extract_faces
 from dfguard.faces.detect import detect_faces_batch
+from dfguard.progress import progress_bar
 
 SIZES = ((640, 360), (1280, 720))
 ROUND_SECONDS = 0.5
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     lines = ["| frame size | pipeline | frames/s | × mediapipe | faces found |", "|---|---|---:|---:|---:|"]
     with mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5) as reference:
-        for width, height in tqdm(SIZES, desc="frame sizes"):
+        for width, height in progress_bar(SIZES, desc="frame sizes"):
             frames = synthetic_frames(width, height, args.frames, rng)
             found = {
                 "ours: detect + crops (batched)": int(extract_faces(frames).found.sum()),

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from benchmarks.results import calls_for, seconds_per_call, write_section
 from dfguard.kernels import GPU_BACKENDS, available_backends, dct_highpass
+from dfguard.progress import progress_bar
 
 ROUND_SECONDS = 0.05
 GPU_ROTATION_BYTES = 200 * 2**20
@@ -123,7 +123,7 @@ def run(batches: list[int], size: int, rounds: int) -> tuple[str, list[str]]:
     cpu = [b for b in available if b not in GPU_BACKENDS]
     gpu = [b for b in available if b in GPU_BACKENDS]
     rows: list[Row] = []
-    for batch in tqdm(batches, desc="batches", unit="batch"):
+    for batch in progress_bar(batches, desc="batches", unit="batch"):
         groups = [_cpu_cases(batch, size, cpu, rng)] + ([gpu_cases(batch, size, gpu, rng)] if gpu else [])
         for cases in groups:
             rows += time_group(cases, rounds)

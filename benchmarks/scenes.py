@@ -26,12 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from benchmarks.results import write_section
 from dfguard.faces.detect import detect_faces
 from dfguard.faces.tiles import MIN_FACE_PX, detect_faces_tiled
 from dfguard.faces.weights import DETECTORS
+from dfguard.progress import progress_bar
 from dfguard.train.scenes import BACKGROUNDS, RESOLUTIONS, background, clip_boxes, make_scene, match
 
 SHORT, FULL = DETECTORS["blazeface_short_range"], DETECTORS["blazeface_full_range"]
@@ -73,7 +73,7 @@ def quality(runs: dict[str, Detector], scenes: int, seed: int) -> str:
     rng = np.random.default_rng(seed)
     found, invented, empty = dict.fromkeys(runs, 0), dict.fromkeys(runs, 0), dict.fromkeys(runs, 0)
     faces = 0
-    for _ in tqdm(range(scenes), desc="scenes"):
+    for _ in progress_bar(range(scenes), desc="scenes"):
         scene = make_scene(rng)
         faces += len(scene.boxes)
         for name, run in runs.items():
@@ -83,7 +83,7 @@ def quality(runs: dict[str, Detector], scenes: int, seed: int) -> str:
     frames = [background(b, w, h, rng) for w, h in RESOLUTIONS for b in BACKGROUNDS]
     frames += [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for w, h in RESOLUTIONS]
     frames += [np.full((h, w, 3), 128, np.uint8) for w, h in RESOLUTIONS]
-    for frame in tqdm(frames, desc="frames without people"):
+    for frame in progress_bar(frames, desc="frames without people"):
         for name, run in runs.items():
             empty[name] += len(run(frame))
     lines = ["| detector | faces found | recall | false detections in scenes | false detections without people |",
@@ -99,7 +99,7 @@ def speed(runs: dict[str, Detector], rounds: int, seed: int) -> str:
     lines = ["| detector | " + " | ".join(f"{w}×{h} frames/s" for w, h in SPEED_SIZES) + " |",
              "|---|" + "---:|" * len(SPEED_SIZES)]
     table = {name: [] for name in runs}
-    for width, height in tqdm(SPEED_SIZES, desc="speed"):
+    for width, height in progress_bar(SPEED_SIZES, desc="speed"):
         images = [make_scene(rng, width=width, height=height).image for _ in range(8)]
         for name, run in runs.items():
             run(images[0])  # warm-up (ONNX sessions, caches)
@@ -131,7 +131,7 @@ def filmed(videos: int, seed: int, folder: Path, sampled: int = SAMPLED) -> str:
 
     rng = np.random.default_rng(seed)
     clips = []
-    for k in tqdm(range(videos), desc="filming"):
+    for k in progress_bar(range(videos), desc="filming"):
         width, height = ((1280, 720), (1920, 1080))[k % 2]
         spec = VideoSpec(width=width, height=height, frames=FILMED_SECONDS * FILMED_FPS, fps=FILMED_FPS, crf=23,
                          keyframe_interval=40)
@@ -149,7 +149,7 @@ def filmed(videos: int, seed: int, folder: Path, sampled: int = SAMPLED) -> str:
     lines = ["| fine tiles on | faces found | recall | false detections | windows per frame | s per video "
              "| videos with one track per person |", "|---|---:|---:|---:|---:|---:|---:|"]
     find_faces(clips[0][1][:2], DetectorConfig(), TrackConfig(), detector)  # warm-up
-    for every in tqdm(SEARCH_EVERY, desc="search_every"):
+    for every in progress_bar(SEARCH_EVERY, desc="search_every"):
         hits = false = total = right = 0
         windows[0], seconds = 0, 0.0
         for video, frames, truth in clips:

@@ -194,7 +194,7 @@ def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: in
     results file ``out`` (JSONL or CSV; ``per_face``: a CSV row per face), skipping inputs it already records;
     with ``retry_errors``, inputs whose record is an error are scored again (their old record is removed first, so
     each input keeps one record)."""
-    from tqdm import tqdm
+    from dfguard.progress import progress_bar
 
     paths = [path.resolve() for path in paths]
     results = ResultsFile(out, per_face=per_face)
@@ -208,7 +208,7 @@ def score_files(paths: list[Path], scorer: Scorer, out: Path, *, concurrency: in
         done = {key: record for key, record in done.items() if key not in failed}
     summary = Summary(flag_at)
     start = time.perf_counter()
-    with tqdm(total=len(paths), unit="video", disable=not progress, smoothing=0.1) as bar:
+    with progress_bar(total=len(paths), desc="scoring", unit="video", disable=not progress, smoothing=0.1) as bar:
         for record, skipped in bounded_map(lambda p: score_one(p, scorer, done), paths, concurrency):
             if not skipped:
                 results.append(record)
@@ -223,13 +223,12 @@ def plot_results(out: Path, plots: Path, *, flag_at: float = 0.5, progress: bool
     """Per-track score timelines, with a contact sheet of each track's faces (cut again from the input file), of
     every scored input of the results file ``out``, and a histogram of the video scores, into the folder ``plots``
     (``<name>-<hash8>.png``, ``scores.png``)."""
-    from tqdm import tqdm
-
+    from dfguard.progress import progress_bar
     from dfguard.visualize import plot_score_histogram, plot_tracks, track_crops
 
     records = [r for r in ResultsFile(out).open() if r.status != "error"]
     written = []
-    for record in tqdm(records, desc="plots", unit="plot", disable=not progress):
+    for record in progress_bar(records, desc="plots", unit="plot", disable=not progress):
         # named by the file and a hash of its path: same-named files in different folders get their own plot
         name = f"{Path(record.path).stem}-{hashlib.sha256(record.path.encode()).hexdigest()[:8]}.png"
         try:

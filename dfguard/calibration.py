@@ -106,6 +106,26 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return float((np.abs(mean_p[used] - observed[used]) * counts[used]).sum() / counts.sum())
 
 
+def ece_interval(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10, resamples: int = 1000,
+                 seed: int = 0) -> tuple[float, float]:
+    """A 95 % bootstrap interval of the ECE (videos resampled with replacement): how far the measured ECE could
+    move with other videos of the same kind."""
+    p, y = np.asarray(probabilities, np.float64), np.asarray(labels, np.float64)
+    rng = np.random.default_rng(seed)
+    draws = [expected_calibration_error(p[k], y[k], bins) for k in rng.integers(0, len(p), (resamples, len(p)))]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def ece_if_calibrated(probabilities: np.ndarray, bins: int = 10, resamples: int = 1000, seed: int = 0) -> float:
+    """The mean ECE a perfectly calibrated model with these predictions would show on this many samples (labels
+    drawn as Bernoulli(p): consistency resampling, Bröcker & Smith 2007). ECE is biased upwards on small sets;
+    a measured ECE near this floor says the set is too small to see any miscalibration."""
+    p = np.asarray(probabilities, np.float64)
+    rng = np.random.default_rng(seed)
+    return float(np.mean([expected_calibration_error(p, rng.random(len(p)) < p, bins) for _ in range(resamples)]))
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
     """A threshold chosen for a target false-positive rate: the rate met on the data (``fpr``), the true-positive

@@ -119,9 +119,9 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="folder for the videos and manifest.csv")
     parser.add_argument("--videos-per-class", type=int, default=8, help="real videos, and fakes per family")
     parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated, from {', '.join(FAMILIES)}")
-    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--frames", type=int, default=32, help="frames per video")
     parser.add_argument("--size", type=int, default=256, help="frame width and height in pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (same seed, same videos)")
     parser.add_argument("--forgery", choices=("blend", "family-only"), default="blend", help="fakes: the face "
                         "blended with a resampled, colour-jittered copy; or the whole frame resampled, nothing else "
                         "(only the resampling trace tells them apart: the frequency stream's claim, tested honestly)")
@@ -144,7 +144,8 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
     from dfguard.train.datasets import FFPP_METHODS, LOADERS
 
     parser.add_argument("source", type=Path, help="the CSV file (--dataset csv) or the data set's root folder")
-    parser.add_argument("--dataset", choices=sorted(LOADERS), default="csv")
+    parser.add_argument("--dataset", choices=sorted(LOADERS), default="csv", help="how to read the source: a CSV "
+                        "manifest (path,label[,split][,method]) or a data set's own layout under its root folder")
     parser.add_argument("--out", type=Path, required=True, help="folder for crops/ and manifest.jsonl")
     parser.add_argument("--split", action="append", default=[], metavar="NAME=FILE",
                         help="FaceForensics++ split file, e.g. train=splits/train.json (repeat for each split)")
@@ -152,7 +153,7 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default=",".join(FFPP_METHODS), help="FaceForensics++ methods, comma-separated")
     parser.add_argument("--frames", type=int, default=32, help="frames sampled evenly over each video")
     parser.add_argument("--size", type=int, default=256, help="face crop side (a multiple of 8)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="videos prepared in parallel")
     parser.add_argument("--faces", choices=("largest", "all"), default="largest", help="largest: the largest face of "
                         "each frame (the papers' protocol); all: every face with its track id (for data sets "
                         "labelled per video, like DFDC)")
@@ -192,7 +193,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set stage1.lr=3e-4 (checked like the file)")
     parser.add_argument("--fakes", choices=("dataset", "self-blend", "both"), help="the data set's fakes, fakes "
                         "self-blended from its real faces alone (no labelled fakes needed), or both (data.fakes)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: CUDA when there is a GPU")
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     parser.add_argument("--verify-replicas", action="store_true",
                         help="under torchrun: check after every step that all ranks hold the same weights")
@@ -216,16 +218,17 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dfguard eval``."""
     parser.add_argument("checkpoint", type=Path, nargs="?", help="best.pt of a training run")
     parser.add_argument("--data", type=Path, help="a folder made by dfguard prepare")
-    parser.add_argument("--out", type=Path, help="folder for metrics.json, metrics.md, roc.png")
+    parser.add_argument("--out", type=Path, help="folder for metrics.json, metrics.md and the pictures (roc.png, "
+                        "histogram.png; reliability.png with --calibration)")
     parser.add_argument("--summary", type=Path, nargs="+", metavar="METRICS_JSON",
                         help="instead of evaluating: merge metrics.json files into the papers' table "
                              "(rows = models, columns = data sets)")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="the split of the prepared folder to evaluate")
     parser.add_argument("--jpeg", type=int, nargs="*", default=[], help="JPEG qualities to sweep, e.g. 90 70 50")
     parser.add_argument("--blur", type=float, nargs="*", default=[], help="Gaussian blur sigmas, e.g. 1 2 3")
     parser.add_argument("--calibration", type=Path, help="calibration.json from dfguard calibrate: also report its "
                         "calibration error (ECE) on this split")
-    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -244,7 +247,8 @@ def run_eval(args: argparse.Namespace) -> int:
     evaluate(args.checkpoint, args.data, args.out, split=args.split, jpeg=tuple(args.jpeg), blur=tuple(args.blur),
              workers=args.workers, calibration=calibration)
     print((args.out / "metrics.md").read_text(), end="")
-    print(f"wrote {args.out / 'metrics.json'} and {args.out / 'roc.png'}")
+    pictures = ", ".join(p.name for p in sorted(args.out.glob("*.png")))
+    print(f"wrote {args.out / 'metrics.json'} and the pictures {pictures} in {args.out}")
     return 0
 
 
@@ -261,7 +265,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
                         "pass: real at or below the score under which at most this many fakes fall")
     parser.add_argument("--fake-rate", type=float, help="share of fakes expected in use (default: the split's): "
                         "the probabilities are moved to it")
-    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
@@ -318,8 +322,11 @@ def run_export(args: argparse.Namespace) -> int:
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dfguard demo``."""
+    from dfguard.train.demo import VIDEOS_PER_CLASS
+
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="folder for everything it makes")
-    parser.add_argument("--videos-per-class", type=int, default=16)
+    parser.add_argument("--videos-per-class", type=int, default=VIDEOS_PER_CLASS, help="real videos, and fakes "
+                        "per family, of the synthetic data set")
     parser.add_argument("--quick", action="store_true", help="one epoch per stage (a smoke test)")
     parser.add_argument("--repository-template", type=Path, default=Path("model_repository"),
                         help="the source tree's model repository (configs and model.py files)")
@@ -334,9 +341,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1 unless you mean it)")
     parser.add_argument("--http-host", help="address for HTTP (default --host; 127.0.0.1 with TLS)")
     parser.add_argument("--metrics-host", help="address for metrics (default --host; 127.0.0.1 with TLS)")
-    parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--grpc-port", type=int, default=8001)
-    parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--http-port", type=int, default=8000, help="Triton's HTTP/REST port")
+    parser.add_argument("--grpc-port", type=int, default=8001, help="Triton's gRPC port (what clients use)")
+    parser.add_argument("--metrics-port", type=int, default=8002, help="Prometheus metrics port")
     parser.add_argument("--admin-key-file", type=Path, help="file holding the admin key (e.g. a mounted Secret); "
                         "without it a new key is written, owner-only, into the cache folder; never printed")
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate: serve gRPC over TLS (with --tls-key)")
@@ -469,6 +476,31 @@ def run_score(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dfguard explain``."""
+    from dfguard.video import DEFAULT_FRAMES
+
+    parser.add_argument("video", type=Path, help="a video file")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="best.pt of a training run (scored in "
+                        "this process: the embeddings are not served)")
+    parser.add_argument("--spec", type=Path, help="the serving_spec.json (or repository) exported from that "
+                        "checkpoint, for its calibration, verdict thresholds and face search settings")
+    parser.add_argument("--out", type=Path, help="folder for the pictures (default: explain_<video name>)")
+    parser.add_argument("--num-frames", type=int, default=DEFAULT_FRAMES, help="frames sampled over the video")
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Score one video in process and draw its faces, track timeline, frequency view and embeddings."""
+    from dfguard.explain import explain_video
+    from dfguard.inference.spec import read_spec
+    from dfguard.pipeline import LocalDetector
+
+    detector = LocalDetector(args.checkpoint, read_spec(args.spec) if args.spec else None)
+    out = args.out or Path(f"explain_{args.video.stem}")
+    print(explain_video(detector, args.video, out, num_frames=args.num_frames).summary())
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """The main job on one CPU machine: synthetic data → prepare → train → evaluate → export."""
     from dfguard.train.demo import run_demo as demo
@@ -502,6 +534,8 @@ COMMANDS: dict[str, Command] = {
                      add_serve_arguments, run_serve),
     "score": Command("score videos and images over gRPC (or --local): one record per input, resumable",
                      add_score_arguments, run_score),
+    "explain": Command("draw why a video got its score: boxed faces, track timeline, DCT view, embeddings",
+                       add_explain_arguments, run_explain),
     "demo": Command("run the end-to-end demo on one CPU machine", add_demo_arguments, run_demo),
 }
 
@@ -524,12 +558,17 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     chosen = chosen_command(argv)
     for name, cmd in COMMANDS.items():
         command_parser = sub.add_parser(name, help=cmd.help, description=cmd.help, allow_abbrev=False)
-        # also after the command; SUPPRESS: an absent one must not reset a --debug given before it
-        command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                                    help="show the traceback of every error")
-        if name == chosen:
-            cmd.add_arguments(command_parser)
+        add_command_arguments(command_parser, cmd, options=name == chosen)
     return parser
+
+
+def add_command_arguments(parser: argparse.ArgumentParser, cmd: Command, *, options: bool = True) -> None:
+    """A sub-command's ``--debug`` and, with ``options``, its own arguments."""
+    # also after the command; SUPPRESS: an absent one must not reset a --debug given before it
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of every error")
+    if options:
+        cmd.add_arguments(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

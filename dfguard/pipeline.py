@@ -28,11 +28,13 @@ from dfguard.video import DEFAULT_FRAMES, read_frames
 @dataclass(frozen=True)
 class LocalResult:
     """What ``deepfake_video`` answers, in process: the scores (``FacesResult``), the faces they belong to
-    (frame, box, track) and the indices of the sampled frames in the video."""
+    (frame, box, track), the indices of the sampled frames in the video, and each face's fused embedding
+    ``[N, D]`` (what the cluster rule measures against the centres; ``dfguard explain`` draws it)."""
 
     scores: FacesResult
     faces: FoundFaces
     frame_index: np.ndarray
+    embeddings: np.ndarray
 
 
 class LocalDetector:
@@ -68,6 +70,7 @@ class LocalDetector:
         faces = find_faces(list(frames), self.spec.detector, self.spec.tracks, self.run_detector)
         crops = crop_faces(list(frames), faces, self.spec.crop, rows=1)  # the ensemble's placeholder row too
         output = self.model(**model_inputs(crops.faces, crops.parts, self.spec.cutoff))
-        scores = self.scorer.score_faces(output.embedding.numpy(), output.logit.numpy(), faces.frame, faces.track,
-                                         len(frames), self.spec.tracks)
-        return LocalResult(scores, faces, np.asarray(frame_index, np.int64))
+        embeddings = output.embedding.numpy()
+        scores = self.scorer.score_faces(embeddings, output.logit.numpy(), faces.frame, faces.track, len(frames),
+                                         self.spec.tracks)
+        return LocalResult(scores, faces, np.asarray(frame_index, np.int64), embeddings[: len(faces)])

@@ -129,7 +129,7 @@ def plot_tracks(frame_index: list[int], frame_scores: list[float | None], out: P
                     label=f"track {track['id']}: {track['score']:.3f} ({track['faces']} faces)")
     else:
         ax.plot(index, scores, "o-", color="tab:red", markersize=3, label="frame P(fake)")
-    ax.axhline(flag_at, color="0.3", linewidth=1, label=f"flagged at {flag_at:g}")
+    ax.axhline(flag_at, color="0.3", linewidth=1, label=f"flagged at {flag_at:.3g}")
     if video_score is not None:
         ax.axhline(video_score, color="tab:red", linestyle="--", linewidth=1, label=f"video {video_score:.3f}")
     ax.set(ylim=(-0.02, 1.02), xlabel="frame", ylabel="P(fake)",

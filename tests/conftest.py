@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from dfguard.train.scenes import PeopleVideo
 
 HAS_NVIDIA_DEVICE = Path("/dev/nvidiactl").exists()
 if not HAS_NVIDIA_DEVICE:
@@ -60,6 +64,23 @@ def served(repository):
 
     with TritonServer(repository) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def two_people(tmp_path_factory) -> dict[str, PeopleVideo]:
+    """The same 640×360 scene of two people, once with one of them forged (a family the tiny model saw). Faces
+    of 90-110 px: the tiny model was trained on faces its 128 px crops hardly resample, and it reads the
+    resampling of smaller (upscaled) faces as a forgery and misses the artifacts of larger (downscaled) ones."""
+    from training_data import SEEN
+
+    from dfguard.train.scenes import make_people_video
+    from dfguard.train.synthetic import VideoSpec
+
+    folder = tmp_path_factory.mktemp("people")
+    spec = VideoSpec(width=640, height=360, frames=40, fps=25, keyframe_interval=25)
+    return {name: make_people_video(folder / f"{name}.mp4", spec, np.random.default_rng(SEED), people=2,
+                                    family=family, min_face_px=90, max_face_px=110)
+            for name, family in (("forged", SEEN[0]), ("real", None))}
 
 
 # Markers by what a test needs: a trained model or prepared data is slow (built once per session, minutes);

@@ -22,16 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"dfguard": "dfguard", "kernels": "dfguard.kernels", "train": "dfguard.train", "client": "dfguard.client",
            "benchmarks": "benchmarks"}
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("dfguard.kernels", "dfguard.paths", "dfguard.errors", "dfguard.extras", "dfguard.config", "dfguard.appendfile"),
+    ("dfguard.kernels", "dfguard.paths", "dfguard.errors", "dfguard.extras", "dfguard.config", "dfguard.appendfile",
+     "dfguard.progress"),
     ("dfguard.faces", "dfguard.video", "dfguard.image", "dfguard.calibration", "dfguard.scoring",
      "dfguard.onnx_export"),
     ("dfguard.inference", "dfguard.visualize"),
-    ("dfguard.serving", "dfguard.pipeline", "dfguard.client"),
+    ("dfguard.serving", "dfguard.pipeline", "dfguard.client", "dfguard.explain"),
     ("dfguard.train",),
     ("dfguard.cli", "dfguard", "benchmarks"),
 )
 APART = {"dfguard.serving": ("dfguard.pipeline", "dfguard.client"), "dfguard.pipeline": ("dfguard.serving",
-         "dfguard.client"), "dfguard.client": ("dfguard.serving",)}
+         "dfguard.client"), "dfguard.client": ("dfguard.serving",),
+         "dfguard.explain": ("dfguard.serving",)}
 
 
 def module_name(path: Path) -> str:

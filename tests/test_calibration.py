@@ -12,6 +12,8 @@ from sklearn.metrics import roc_curve
 
 from dfguard.calibration import (
     Calibration,
+    ece_if_calibrated,
+    ece_interval,
     expected_calibration_error,
     fit_platt,
     logit,
@@ -73,6 +75,21 @@ def test_expected_calibration_error_by_hand():
     # bin [0.1, 0.2): predictions 0.1, 0.1, outcomes 0, 1 → gap 0.4; bin [0.9, 1]: 0.9, outcome 1 → gap 0.1
     probabilities, labels = np.array([0.1, 0.1, 0.9]), np.array([0, 1, 1])
     assert expected_calibration_error(probabilities, labels) == pytest.approx((2 * 0.4 + 0.1) / 3)
+
+
+def test_the_ece_of_a_calibrated_model_shrinks_with_the_set_and_the_interval_holds_it(rng):
+    floors = []
+    for n in (40, 400, 4000):
+        p = rng.uniform(0, 1, n)
+        labels = rng.random(n) < p  # calibrated by construction
+        floors.append(ece_if_calibrated(p))
+        low, high = ece_interval(p, labels)
+        assert low <= expected_calibration_error(p, labels) <= high
+    assert floors[0] > 2.5 * floors[1] > 2.5 * 2.5 * floors[2]  # about 1/sqrt(n): 40 videos cannot show 0.05
+    assert ece_if_calibrated(np.array([0.0, 1.0] * 20)) == 0.0  # certain predictions have no sampling noise
+    shifted = np.clip(rng.uniform(0, 1, 4000) + 0.2, 0, 1)  # overconfident by 0.2 where not clipped
+    low, _ = ece_interval(shifted, rng.random(4000) < shifted - 0.2)
+    assert low > 0.1 > ece_if_calibrated(shifted)
 
 
 @pytest.mark.parametrize("target", [0.1, 0.01, 0.05])

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpc
 from conftest import SEED
-from training_data import SEEN
 from tritonclient.utils import InferenceServerException
 
 from dfguard.faces.decode import pairwise_iou
@@ -16,7 +15,7 @@ from dfguard.faces.settings import TrackConfig
 from dfguard.pipeline import LocalDetector, LocalResult
 from dfguard.serving.server import TritonServer
 from dfguard.train.datasets import load_csv
-from dfguard.train.scenes import PeopleVideo, head_and_shoulders, make_people_video, make_scene, match
+from dfguard.train.scenes import head_and_shoulders, make_scene, match
 from dfguard.train.synthetic import VideoSpec, source_photos, write_video
 
 
@@ -63,18 +62,6 @@ def test_a_video_without_faces_is_no_face_with_no_face_rows(served, tmp_path):
     assert np.isnan(result["VIDEO_SCORE"][0]) and np.isnan(result["FRAME_SCORES"]).all()
     assert result["FACE_SCORES"].shape == (0,) and result["FACE_BOX"].shape == (0, 4)
     assert result["FACE_TRACK"].shape == result["FACE_FRAME"].shape == result["TRACK_SCORES"].shape == (0,)
-
-
-@pytest.fixture(scope="module")
-def two_people(tmp_path_factory) -> dict[str, PeopleVideo]:
-    """The same 640×360 scene of two people, once with one of them forged (a family the tiny model saw). Faces
-    of 90-110 px: the tiny model was trained on faces its 128 px crops hardly resample, and it reads the
-    resampling of smaller (upscaled) faces as a forgery and misses the artifacts of larger (downscaled) ones."""
-    folder = tmp_path_factory.mktemp("people")
-    spec = VideoSpec(width=640, height=360, frames=40, fps=25, keyframe_interval=25)
-    return {name: make_people_video(folder / f"{name}.mp4", spec, np.random.default_rng(SEED), people=2,
-                                    family=family, min_face_px=90, max_face_px=110)
-            for name, family in (("forged", SEEN[0]), ("real", None))}
 
 
 def track_of(result: dict[str, np.ndarray], box: np.ndarray) -> int:

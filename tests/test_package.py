@@ -90,18 +90,35 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path):
 
 @pytest.mark.slow  # trains a model
 @pytest.mark.integration  # and serves it in tritonserver
-def test_demo_runs_from_synthetic_videos_to_scores_over_grpc(tmp_path):
+def test_demo_runs_from_synthetic_videos_to_a_report(tmp_path):
     result = run_cli("demo", "--out", str(tmp_path / "demo"), "--videos-per-class", "6", "--quick",
                      "--repository-template", str(REPO / "model_repository"))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "6/6 serve" in result.stdout and "test videos scored over gRPC: video AUC" in result.stdout
-    assert (tmp_path / "demo/eval/roc.png").is_file()
-    assert (tmp_path / "demo/repository/fusion/1/model.onnx").is_file()
-    lines = (tmp_path / "demo/served_scores.csv").read_text().splitlines()
+    out = tmp_path / "demo"
+    report = (out / "report.md").read_text()
+    assert result.stdout.endswith(report) and "8/8 explain" in result.stdout
+    assert "| seen: nearest, transposed_conv |" in report and "| held out: bilinear, pixel_shuffle |" in report
+    assert re.search(r"Served: \d+ videos over gRPC .*; [\d.]+ videos/s", report)
+    assert re.search(r"Two people, one forged .*, 2 tracks:", report) and report.count("- track ") == 2
+    assert "(the forged person)" in report and "(the real person)" in report
+    for picture in ("eval/roc.png", "eval/histogram.png", "eval/reliability.png", "explain/faces.png",
+                    "explain/timeline.png", "explain/frequency.png", "explain/embedding.png"):
+        assert (out / picture).stat().st_size > 10_000 and str(out / picture) in report
+    assert (out / "repository/fusion/1/model.onnx").is_file()
+    from dfguard.client.results import ResultsFile
     from dfguard.train.synthetic import split_names
 
     test_per_class = split_names(6, {"train": 0.6, "val": 0.2, "test": 0.2}).count("test")
-    assert lines[0] == "video,method,label,video_score,verdict" and len(lines) == 1 + 5 * test_per_class
+    records = ResultsFile(out / "served/results.jsonl").read()
+    assert len(records) == 5 * test_per_class + 1 and all(r.status != "error" for r in records)
+    # progress bars off a terminal: one line each, no redraws
+    assert "\r" not in result.stderr and result.stderr.count("synthetic videos: 100%") == 1
+
+    again = run_cli("demo", "--out", str(out), "--videos-per-class", "6", "--quick",
+                    "--repository-template", str(REPO / "model_repository"))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already there" in again.stdout and "already holds this model" in again.stdout
+    assert "synthetic videos:" not in again.stderr and "preparing:" not in again.stderr
 
 
 def test_ci_runs_the_readme_test_command_and_it_runs_ruff_and_pytest():

@@ -5,7 +5,8 @@ a video's tracks that count; videos where none counts are left out and counted a
 ACC@0.5. ``per_method`` scores each
 manipulation against the real videos of the same split. Degradations (JPEG quality, Gaussian blur) are applied
 to the face crops before the model, as the papers' robustness sweeps do. Writes ``metrics.json``, a markdown
-table and a ROC plot (PNG).
+table and pictures: ROC curves of the families the model was trained on and of the held-out ones, a histogram of
+video scores for real and fake videos, and with a calibration its reliability diagram on the evaluated split.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
 
-from dfguard.calibration import Calibration, expected_calibration_error, tpr_at_fpr
+from dfguard.calibration import Calibration, ece_if_calibrated, ece_interval, expected_calibration_error, tpr_at_fpr
 from dfguard.config import to_dict
 from dfguard.inference.checkpoint import TrainedModel, load_model
 from dfguard.scoring import aggregate_faces
@@ -108,7 +109,10 @@ class Scored:
         scores, video_labels, _ = self.by_video()
         video = binary_metrics(video_labels, scores) | {"no_track": len(set(self.videos)) - len(scores)}
         if not calibration.identity and len(scores):
-            video["ece"] = expected_calibration_error(calibration.apply(scores), video_labels)
+            probabilities = calibration.apply(scores)
+            video["ece"] = expected_calibration_error(probabilities, video_labels)
+            video["ece_low"], video["ece_high"] = ece_interval(probabilities, video_labels)
+            video["ece_if_calibrated"] = ece_if_calibrated(probabilities)
         return {"frame": binary_metrics(self.labels, self.scores), "video": video}
 
     def subset(self, keep: np.ndarray) -> Scored:
@@ -164,7 +168,16 @@ def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test"
                                                   "calibration": to_dict(calibration), "results": results},
                                                  indent=2))
     (out / "metrics.md").write_text(markdown_table(spec.preset, results))
-    plot_roc(clean, out / "roc.png", title=f"{spec.preset} on {Path(prepared).name}/{split}")
+    title = f"{spec.preset} on {Path(prepared).name}/{split}"
+    seen = training_families(checkpoint)
+    plot_roc(clean, out / "roc.png", title=title, seen=seen)
+    plot_histogram(clean, out / "histogram.png", title=title, seen=seen, calibration=calibration)
+    if not calibration.identity:
+        from .calibrate import plot_reliability
+
+        scores, labels, _ = clean.by_video()
+        plot_reliability(scores, calibration.apply(scores), labels, out / "reliability.png",
+                         title=f"reliability on {Path(prepared).name}/{split}")
     return results
 
 
@@ -186,24 +199,86 @@ def markdown_table(preset: str, results: dict) -> str:
         video = metrics["video"]
         cells = " | ".join(f"{video[key]:.3f}" for key in keys)
         lines.append(f"| {name} | {video.get('reals', '')} | {video.get('fakes', '')} | {cells} |")
+    if "ece" in clean["all"]["video"]:
+        lines += ["", "Calibration error of the video probabilities (ECE, 10 bins; clean), with a 95 % bootstrap "
+                  "interval and the ECE a perfectly calibrated model would show on as many videos:", "",
+                  "| methods | videos | ECE | 95 % interval | if calibrated |", "|---|---:|---:|---|---:|"]
+        for name, metrics in [("all", clean["all"]), *clean["per_method"].items()]:
+            video = metrics["video"]
+            lines.append(f"| {name} | {video['reals'] + video['fakes']} | {video['ece']:.3f} | "
+                         f"{video['ece_low']:.3f}–{video['ece_high']:.3f} | {video['ece_if_calibrated']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
-def plot_roc(scored: Scored, path: Path, title: str) -> None:
-    """ROC curves of faces and of videos (the served video score), with their AUCs."""
+def training_families(checkpoint: Path) -> tuple[str, ...] | None:
+    """The fake families the run trained on (its ``config.json`` beside the checkpoint): () for a run that saw
+    no labelled fake (``--fakes self-blend``), None when unknown or every family of its data."""
+    config = Path(checkpoint).parent / "config.json"
+    if not config.is_file():
+        return None
+    data = json.loads(config.read_text()).get("data", {})
+    if data.get("fakes") == "self-blend":
+        return ()
+    return tuple(data.get("methods") or ()) or None
+
+
+def family_groups(scored: Scored, seen: tuple[str, ...] | None) -> dict[str, Scored]:
+    """The real videos with the fakes of the families trained on (``seen``) and, apart, with the held-out ones;
+    all together when ``seen`` is None."""
+    if seen is None:
+        return {"all families": scored}
+    methods = np.array(scored.methods)
+    groups = {"seen families": np.isin(methods, seen), "held-out families": ~np.isin(methods, (*seen, "real"))}
+    return {name: scored.subset(fakes | (methods == "real")) for name, fakes in groups.items() if fakes.any()}
+
+
+def plot_roc(scored: Scored, path: Path, title: str, seen: tuple[str, ...] | None = None) -> None:
+    """ROC curves of videos (the served video score, solid) and faces (dashed), for the families the model was
+    trained on and for the held-out ones (``family_groups``), with their AUCs."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.5, 5))
+    fig = Figure(figsize=(6, 5.5), layout="constrained")
     ax = fig.subplots()
-    video_scores, video_labels, _ = scored.by_video()
-    for name, labels, scores in (("faces", scored.labels, scored.scores), ("videos", video_labels, video_scores)):
-        if len(set(labels.tolist())) == 2:
-            fpr, tpr, _ = roc_curve(labels, scores)
-            ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
+    for k, (group, subset) in enumerate(family_groups(scored, seen).items()):
+        video_scores, video_labels, _ = subset.by_video()
+        for kind, labels, scores, style in (("videos", video_labels, video_scores, "-"),
+                                            ("faces", subset.labels, subset.scores, "--")):
+            if len(set(labels.tolist())) == 2:
+                fpr, tpr, _ = roc_curve(labels, scores)
+                ax.plot(fpr, tpr, style, color=f"C{k}",
+                        label=f"{group}, {kind} (AUC {roc_auc_score(labels, scores):.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(loc="lower right")
-    fig.tight_layout()
+    ax.legend(loc="lower right", fontsize=9)
+    fig.savefig(path, dpi=110)
+
+
+def plot_histogram(scored: Scored, path: Path, title: str, seen: tuple[str, ...] | None = None,
+                   calibration: Calibration = Calibration()) -> None:
+    """Histograms of the video scores (calibrated with ``calibration``) of real videos and of fakes, the seen and
+    the held-out families apart."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    scores, labels, methods = scored.by_video()
+    scores, methods = calibration.apply(scores), np.array(methods)
+    classes = {"real videos": labels == 0}
+    if seen is None:
+        classes["fake videos"] = labels == 1
+    else:
+        classes |= {"fakes, seen families": np.isin(methods, seen),
+                    "fakes, held-out families": (labels == 1) & ~np.isin(methods, seen)}
+    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    edges = np.linspace(0, 1, 21)
+    for (name, chosen), colour in zip(classes.items(), ("tab:green", "tab:red", "tab:orange"), strict=False):
+        if chosen.any():
+            ax.hist(scores[chosen], bins=edges, histtype="stepfilled", alpha=0.45, color=colour, edgecolor=colour,
+                    label=f"{name} ({int(chosen.sum())})")
+    ax.set(xlabel="video P(fake)" if not calibration.identity else "video score (uncalibrated)",
+           ylabel="videos", title=title)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=9)
     fig.savefig(path, dpi=110)
 
 

@@ -22,7 +22,6 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from dfguard.appendfile import AppendOnlyFile
 from dfguard.faces.crops import crop_faces
@@ -30,6 +29,7 @@ from dfguard.faces.detect import in_process_detector
 from dfguard.faces.search import find_faces
 from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
 from dfguard.faces.weights import detector_kind
+from dfguard.progress import progress_bar
 from dfguard.video import VideoError, read_frames
 
 from .datasets import VideoRecord
@@ -139,7 +139,9 @@ def prepare_dataset(records: Iterable[VideoRecord], out_dir: Path, *, frames: in
     done = {r.video_id for r in read_manifest(out_dir)}
     todo = [r for r in records if r.video_id not in done]
     written = []
-    bar = tqdm(total=len(todo), desc="preparing", unit="video", disable=not progress)
+    if progress and not todo:
+        print(f"all {len(records)} videos already prepared in {out_dir}")
+    bar = progress_bar(total=len(todo), desc="preparing", unit="video", disable=not progress or not todo)
 
     def record(result: PreparedVideo) -> None:
         manifest.append(json.dumps(asdict(result)) + "\n")

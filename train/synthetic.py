@@ -24,7 +24,8 @@ from typing import Literal
 import av
 import cv2
 import numpy as np
-from tqdm import tqdm
+
+from dfguard.progress import progress_bar
 
 Resampler = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 FAMILIES: dict[str, Resampler] = {}
@@ -270,7 +271,7 @@ def make_dataset(out_dir: Path, *, families: tuple[str, ...] = tuple(FAMILIES), 
     records: list[SyntheticRecord] = []
     split_of = split_names(videos_per_class, splits)
     jobs = [("real", i) for i in range(videos_per_class)] + [(f, i) for f in families for i in range(videos_per_class)]
-    for kind, index in tqdm(jobs, desc="synthetic videos", unit="video", disable=not progress):
+    for kind, index in progress_bar(jobs, desc="synthetic videos", unit="video", disable=not progress):
         photo = photos[index % len(photos)]
         frames, boxes = render_real(photo, spec, rng)
         split = split_of[index]

@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from dfguard.config import to_dict
 from dfguard.inference.checkpoint import TrainedModel
 from dfguard.inference.models import DeepfakeDetector, build_model
+from dfguard.progress import progress_bar
 
 from .config import ExperimentConfig
 from .data import FrameDataset
@@ -109,7 +109,7 @@ def predict(model: DeepfakeDetector, data: DataLoader, device: torch.device, sta
     """Scores (P(fake) of the stage's classifier), labels and sample indices over a loader, in loader order."""
     model.eval()
     embeddings, logits, labels, indices = [], [], [], []
-    for batch in tqdm(data, desc=desc, leave=False, disable=not progress):
+    for batch in progress_bar(data, desc=desc, leave=False, disable=not progress):
         inputs, label = _to(batch, device)
         output = model(**inputs)
         embeddings.append(output.embedding.float().cpu())
@@ -140,7 +140,7 @@ def reset_centers(model: DeepfakeDetector, data: DataLoader, device: torch.devic
     """Eq. (1): the centres as the class means of the training embeddings of the stage-1 model."""
     model.eval()
     embeddings, labels = [], []
-    for batch in tqdm(data, desc="centres", leave=False, disable=not progress):
+    for batch in progress_bar(data, desc="centres", leave=False, disable=not progress):
         inputs, label = _to(batch, device)
         embeddings.append(model(**inputs).embedding.float())
         labels.append(label)
@@ -311,7 +311,7 @@ class Trainer:
         if stage == 2:
             freeze_batch_norm(model)
         total, steps = 0.0, 0
-        bar = tqdm(data, desc=f"stage {stage} epoch {epoch + 1}", leave=False, disable=not self.progress)
+        bar = progress_bar(data, desc=f"stage {stage} epoch {epoch + 1}", leave=False, disable=not self.progress)
         for batch in bar:
             inputs, labels = _to(batch, self.runtime.device)
             with torch.autocast(self.runtime.device.type, dtype=torch.float16, enabled=self.amp):

@@ -1,0 +1,133 @@
+"""The README as a user reads it: every code block either runs here (and does, below) or says why not, its links
+stay inside the repository, and the CLI reference is what the parsers say."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.cbook
+import numpy as np
+import pytest
+
+from dfguard.cli_reference import reference, with_readme_table
+from dfguard.image import read_image
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+MARKER = re.compile(r"^\s*<!-- snippet: (run|skip) \((.+)\) -->$")
+FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+GRACE_HOPPER = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+@dataclass(frozen=True)
+class Block:
+    """A fenced code block of the README: its language, code (dedented), line, and its marker (or None)."""
+
+    language: str
+    code: str
+    line: int
+    marker: tuple[str, str] | None
+
+
+def code_blocks(text: str) -> list[Block]:
+    """Every fenced code block, with the ``<!-- snippet: … -->`` marker on the line before it, if any."""
+    lines, blocks, k = text.split("\n"), [], 0
+    while k < len(lines):
+        opening = FENCE.match(lines[k])
+        if not opening or not opening.group(2):
+            k += 1
+            continue
+        end = next(j for j in range(k + 1, len(lines)) if lines[j].strip() == "```")
+        before = next((lines[j] for j in range(k - 1, -1, -1) if lines[j].strip()), "")
+        found = MARKER.match(before)
+        blocks.append(Block(opening.group(2), textwrap.dedent("\n".join(lines[k + 1:end])), k + 1,
+                            (found.group(1), found.group(2)) if found else None))
+        k = end + 1
+    return blocks
+
+
+def runnable(containing: str) -> Block:
+    """The one block marked ``run`` whose code contains ``containing``."""
+    (block,) = [b for b in code_blocks(README.read_text()) if b.marker and b.marker[0] == "run"
+                and containing in b.code]
+    return block
+
+
+def test_every_code_block_runs_here_or_says_why_not():
+    blocks = code_blocks(README.read_text())
+    assert len(blocks) > 10
+    unmarked = [b.line for b in blocks if b.marker is None and b.language != "mermaid"]
+    assert not unmarked, f"README code blocks without a <!-- snippet: run|skip (why) --> line before: {unmarked}"
+    assert sum(b.marker[0] == "run" for b in blocks if b.marker) >= 5
+
+
+def test_every_link_points_inside_the_repository():
+    text = README.read_text()
+    assert "../shared" not in text and "](http" not in text
+    for target in LINK.findall(text):
+        path = target.split("#")[0]
+        assert path and not path.startswith(("/", "..")), target
+        assert (REPO / path).exists(), f"README links to {target}, which is not in the repository"
+
+
+def test_the_cli_reference_is_what_the_parsers_say():
+    hint = "run: python -m dfguard.cli_reference"
+    assert (REPO / "docs" / "cli.md").read_text() == reference(), hint
+    readme = README.read_text()
+    assert with_readme_table(readme) == readme, hint
+    for name in ("explain", "calibrate", "score", "demo"):
+        assert f"## `dfguard {name}`" in reference() and f"(docs/cli.md#dfguard-{name})" in readme
+
+
+def test_the_kernel_and_face_snippets_run():
+    photo = read_image(GRACE_HOPPER)
+    faces_uint8 = np.stack([photo[:256, 100:356], photo[200:456, 150:406]])
+    namespace: dict = {"faces_uint8": faces_uint8}
+    exec(runnable("dct_highpass(faces_uint8").code, namespace)
+    assert namespace["hp"].shape == (2, 256, 256) and namespace["hp"].dtype == np.float32
+    assert namespace["vec"].shape == (2, 128)
+
+    namespace = {"frames": [photo, photo[:, ::-1].copy()]}
+    exec(runnable("find_faces(frames").code, namespace)
+    found, crops = namespace["found"], namespace["crops"]
+    assert (np.bincount(found.frame, minlength=2) == 1).all()  # Grace Hopper, in each frame
+    assert crops.faces.shape == (2, 3, 256, 256) and crops.parts.shape == (2, 4, 3, 64, 64)
+
+
+def test_the_client_snippets_run_against_a_server(served, two_people, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(two_people["forged"].path, tmp_path / "upload.mp4")
+    exec(runnable("with DeepfakeClient(").code.replace("127.0.0.1:8001", served.grpc_url), {})
+    printed = capsys.readouterr().out.splitlines()
+    score, verdict = printed[0].split()[:2]
+    assert verdict == "fake" and 0.5 < float(score) <= 1
+    assert sum(line.startswith("Track(") for line in printed) == 2 and printed[-1].startswith("Face(")
+
+    code = runnable("AsyncDeepfakeClient(").code.replace("127.0.0.1:8001", served.grpc_url)
+    namespace: dict = {}
+    exec(code.replace("print(asyncio.run(", "answer = (asyncio.run("), namespace)
+    answer = namespace["answer"]
+    assert answer["upload.mp4"] == "fake"
+    assert answer["another.mp4"].startswith("error:") and "another.mp4" in answer["another.mp4"]
+
+
+@pytest.mark.slow  # trains a small model, as a user would from the README
+def test_the_training_snippet_runs(tmp_path):
+    block = runnable("dfguard synth data/videos")
+    environment = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(["bash", "-e", "-c", block.code], cwd=tmp_path, env=environment, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "runs" / "tiny"
+    assert (run / "best.pt").is_file() and (run / "calibration" / "calibration.json").is_file()
+    assert {"roc.png", "histogram.png", "reliability.png"} <= {p.name for p in (run / "eval").iterdir()}
+    assert "ECE" in (run / "eval" / "metrics.md").read_text()
+    assert len(list((tmp_path / "model_repository_artifacts").glob("*.onnx"))) >= 4
