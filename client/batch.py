@@ -114,16 +114,20 @@ class Summary:
         return self.total - self.skipped
 
     @property
+    def rate(self) -> float:
+        """Inputs scored per second in this run."""
+        return self.scored / self.seconds if self.seconds > 0 else 0.0
+
+    @property
     def failed(self) -> bool:
         """Any input ended in an error."""
         return self.counts["error"] > 0
 
     def text(self, out: Path) -> str:
         """A few lines for the terminal."""
-        rate = self.scored / self.seconds if self.seconds > 0 else 0.0
         return (f"{self.total} inputs: {self.counts['ok']} scored, {self.counts['no_face']} without a face, "
                 f"{self.counts['error']} failed; {self.flagged} flagged (score ≥ {self.flag_at}).\n"
-                f"{self.scored} scored now in {self.seconds:.1f} s ({rate:.2f}/s), {self.skipped} already in "
+                f"{self.scored} scored now in {self.seconds:.1f} s ({self.rate:.2f}/s), {self.skipped} already in "
                 f"{out}.")
 
 

@@ -108,8 +108,9 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
 
 def ece_interval(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10, resamples: int = 1000,
                  seed: int = 0) -> tuple[float, float]:
-    """A 95 % bootstrap interval of the ECE (videos resampled with replacement): how far the measured ECE could
-    move with other videos of the same kind."""
+    """The middle 95 % of the ECE measured on bootstrap resamples of the videos (drawn with replacement): the
+    spread of the ECE on other sets of this size. Like the ECE itself it leans upwards on small sets, so on them
+    it can lie above the measured value; read it with ``ece_if_calibrated``."""
     p, y = np.asarray(probabilities, np.float64), np.asarray(labels, np.float64)
     rng = np.random.default_rng(seed)
     draws = [expected_calibration_error(p[k], y[k], bins) for k in rng.integers(0, len(p), (resamples, len(p)))]
@@ -119,8 +120,9 @@ def ece_interval(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10, 
 
 def ece_if_calibrated(probabilities: np.ndarray, bins: int = 10, resamples: int = 1000, seed: int = 0) -> float:
     """The mean ECE a perfectly calibrated model with these predictions would show on this many samples (labels
-    drawn as Bernoulli(p): consistency resampling, Bröcker & Smith 2007). ECE is biased upwards on small sets;
-    a measured ECE near this floor says the set is too small to see any miscalibration."""
+    drawn as Bernoulli(p): consistency resampling, Bröcker & Smith 2007): the ECE that sampling noise alone
+    gives. ECE is biased upwards on small sets; a measured ECE near this level says the set is too small to see
+    any miscalibration."""
     p = np.asarray(probabilities, np.float64)
     rng = np.random.default_rng(seed)
     return float(np.mean([expected_calibration_error(p, rng.random(len(p)) < p, bins) for _ in range(resamples)]))

@@ -14,15 +14,24 @@ WIDTH = 110  # help text wrapped at a fixed width, so the file does not depend o
 BEGIN, END = "<!-- cli:begin -->", "<!-- cli:end -->"
 
 
-def formatter(prog: str) -> argparse.HelpFormatter:
-    """argparse's formatter at the reference's fixed width."""
-    return argparse.HelpFormatter(prog, width=WIDTH, max_help_position=32)
+class Formatter(argparse.HelpFormatter):
+    """argparse's formatter at a fixed width, with an option's value after each of its names (``-o OUT, --out
+    OUT``) as before Python 3.13, so the reference reads the same on every Python the project supports."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=WIDTH, max_help_position=32)
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        value = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return ", ".join(f"{option} {value}" for option in action.option_strings)
 
 
 def command_help(name: str) -> str:
     """``dfguard NAME --help`` as a user sees it, at the fixed width."""
     cmd = COMMANDS[name]
-    parser = argparse.ArgumentParser(prog=f"dfguard {name}", description=cmd.help, formatter_class=formatter,
+    parser = argparse.ArgumentParser(prog=f"dfguard {name}", description=cmd.help, formatter_class=Formatter,
                                      allow_abbrev=False)
     add_command_arguments(parser, cmd)
     return parser.format_help()
@@ -31,7 +40,7 @@ def command_help(name: str) -> str:
 def reference() -> str:
     """``docs/cli.md``: ``dfguard --help`` and every command's help."""
     top = build_parser([])
-    top.formatter_class = formatter
+    top.formatter_class = Formatter
     lines = ["# `dfguard` command reference", "",
              "Generated from the parsers by `python -m dfguard.cli_reference`; do not edit by hand.", "",
              "```text", top.format_help().rstrip(), "```", ""]

@@ -77,15 +77,17 @@ def test_expected_calibration_error_by_hand():
     assert expected_calibration_error(probabilities, labels) == pytest.approx((2 * 0.4 + 0.1) / 3)
 
 
-def test_the_ece_of_a_calibrated_model_shrinks_with_the_set_and_the_interval_holds_it(rng):
-    floors = []
+def test_the_ece_of_a_calibrated_model_and_its_interval_shrink_with_the_set(rng):
+    floors, widths = [], []
     for n in (40, 400, 4000):
         p = rng.uniform(0, 1, n)
         labels = rng.random(n) < p  # calibrated by construction
         floors.append(ece_if_calibrated(p))
         low, high = ece_interval(p, labels)
-        assert low <= expected_calibration_error(p, labels) <= high
+        widths.append(high - low)
+        assert low < high and low < 2 * floors[-1]  # a calibrated model's ECE is noise at every size
     assert floors[0] > 2.5 * floors[1] > 2.5 * 2.5 * floors[2]  # about 1/sqrt(n): 40 videos cannot show 0.05
+    assert widths[0] > 2 * widths[1] > 4 * widths[2]
     assert ece_if_calibrated(np.array([0.0, 1.0] * 20)) == 0.0  # certain predictions have no sampling noise
     shifted = np.clip(rng.uniform(0, 1, 4000) + 0.2, 0, 1)  # overconfident by 0.2 where not clipped
     low, _ = ece_interval(shifted, rng.random(4000) < shifted - 0.2)

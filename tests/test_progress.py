@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 
+from dfguard import progress
 from dfguard.progress import progress_bar
 
 
 class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
     def isatty(self) -> bool:
         return True
 
@@ -34,3 +37,15 @@ def test_on_a_terminal_the_bar_redraws_in_place():
     for _ in progress_bar(range(50), desc="videos", file=screen, mininterval=0, miniters=1):
         pass
     assert screen.getvalue().count("\r") > 10 and screen.getvalue().count("\n") == 1
+
+
+def test_a_long_bar_off_a_terminal_writes_a_line_now_and_then(monkeypatch):
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)  # every redraw counts as long enough
+    log = io.StringIO()
+    with progress_bar(total=3, desc="scoring", file=log, mininterval=0, miniters=1) as bar:
+        for _ in range(3):
+            bar.update()
+        during = log.getvalue().splitlines()
+    assert len(during) >= 3 and during[-1].startswith("scoring: 100%")
+    final = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(final) == len(during) + 1 and final[-1].startswith("scoring: 100%")

@@ -14,12 +14,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dfguard.client.results import Record
 from dfguard.inference.spec import CalibratedScores
 from dfguard.scoring import VERDICTS
+
+if TYPE_CHECKING:
+    from .calibrate import CalibrationReport
 
 SEEN, UNSEEN = ("nearest", "transposed_conv"), ("bilinear", "pixel_shuffle")
 STEPS = 8
@@ -33,7 +37,7 @@ def step(number: int, text: str) -> None:
     print(f"{number}/{STEPS} {text}", flush=True)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Served:
     """What the server answered: the results file, verdict counts, videos/s, the served video AUC per family
     group, and the two-person video's record."""
@@ -45,17 +49,18 @@ class Served:
     two_people: Record
 
 
-def served_auc(records: list, labels: dict[str, tuple[int, str]]) -> dict[str, float]:
-    """Video AUC of the served scores for the seen and the held-out families (each against every real video)."""
-    from sklearn.metrics import roc_auc_score
+def served_auc(records: list[Record], labels: dict[str, tuple[int, str]]) -> dict[str, float]:
+    """Video AUC of the served scores for the seen and for the held-out families: each family's fakes against
+    every real video, averaged over the group's families (as the report's other columns are)."""
+    from .trainer import auc
 
-    scored = [(labels[r.path], r.score) for r in records if r.path in labels and r.score is not None]
-    auc = {}
-    for group, families in (("seen", SEEN), ("held out", UNSEEN)):
-        chosen = [(label, score) for (label, family), score in scored if family in families or label == 0]
-        if len({label for label, _ in chosen}) == 2:
-            auc[group] = float(roc_auc_score(*zip(*chosen, strict=True)))
-    return auc
+    scored = [(*labels[r.path], r.score) for r in records if r.path in labels and r.score is not None]
+    per_family = {}
+    for family in SEEN + UNSEEN:
+        chosen = [(label, score) for label, kind, score in scored if kind == family or label == 0]
+        per_family[family] = auc(np.array([s for _, s in chosen]), np.array([y for y, _ in chosen]))
+    return {group: float(np.mean([per_family[f] for f in families]))
+            for group, families in (("seen", SEEN), ("held out", UNSEEN))}
 
 
 def score_over_grpc(repository: Path, videos: dict[Path, tuple[int, str]], two_people: Path, out: Path,
@@ -76,8 +81,7 @@ def score_over_grpc(repository: Path, videos: dict[Path, tuple[int, str]], two_p
     verdicts = {v: sum(r.verdict == v for r in records) for v in VERDICTS}
     verdicts["error"] = sum(r.status == "error" for r in records)
     pair = next(r for r in records if r.path == str(two_people.resolve()))
-    return Served(out, verdicts, summary.scored / summary.seconds if summary.seconds else 0.0,
-                  served_auc(records, labels), pair)
+    return Served(out, verdicts, summary.rate, served_auc(records, labels), pair)
 
 
 def film_two_people(path: Path, seed: int = 0) -> dict:
@@ -149,7 +153,8 @@ def report(metrics: dict, served: Served, pair: dict, paths: dict[str, Path], ca
     lines.append(f"Two people, one forged ({pair['family']}, a family it was trained on): verdict {record.verdict}, "
                  f"video P(fake) {score}, {len(tracks)} tracks:")
     for track in tracks:
-        who = "the forged person" if track["id"] == forged else "the real person"
+        who = ("which person is not known" if forged is None else
+               "the forged person" if track["id"] == forged else "the real person")
         side = "at or above" if track["score"] >= fake_at else "below"
         lines.append(f"- track {track['id']} ({who}): P(fake) {track['score']:.3f} over {track['faces']} faces, "
                      f"frames {track['first_frame']}-{track['last_frame']}; {side} the fake threshold {fake_at:.3f}")
@@ -157,27 +162,29 @@ def report(metrics: dict, served: Served, pair: dict, paths: dict[str, Path], ca
     return "\n".join(lines) + "\n"
 
 
-def run_demo(out: Path, *, videos_per_class: int = VIDEOS_PER_CLASS, frames: int = 8, quick: bool = False,
-             template: Path = Path("model_repository")) -> dict[str, Path]:
-    """Run the demo into ``out`` (``template``: the source tree's model repository); print and write the report
-    (``report.md``); returns the paths a person would open."""
-    from dfguard.explain import explain_video
-    from dfguard.faces.settings import CropConfig
-    from dfguard.inference.spec import read_spec
-    from dfguard.pipeline import LocalDetector
+def check_built_with(record: Path, parameters: dict) -> None:
+    """Refuse to reuse a demo folder built with other parameters (its videos, crops and model would not match);
+    a new folder records them."""
+    if record.is_file() and (before := json.loads(record.read_text())) != parameters:
+        raise ValueError(f"{record.parent} was built with {before}, not {parameters}: pass another --out or remove it")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(parameters))
 
-    from .calibrate import calibrate
+
+def train_on_synthetic_videos(out: Path, videos_per_class: int, frames: int, quick: bool) -> tuple[Path, Path]:
+    """Steps 1-3: render the data set, prepare it and train the tiny preset on the seen families (each reused
+    when already built); returns the manifest and ``best.pt``."""
+    from dfguard.faces.settings import CropConfig
+
     from .config import load_preset
     from .datasets import load_csv
-    from .evaluate import evaluate
-    from .export import export_repository
     from .prepare import prepare_dataset
     from .synthetic import VideoSpec, make_dataset
     from .trainer import Trainer
 
-    out = Path(out)
     step(1, f"synthetic videos: real ones from real photos, fakes of four families, into {out / 'videos'}")
     manifest = out / "videos" / "manifest.csv"
+    check_built_with(out / "demo.json", {"videos_per_class": videos_per_class, "frames": frames, "quick": quick})
     if manifest.is_file():
         print(f"  already there: {manifest}")
     else:
@@ -189,6 +196,34 @@ def run_demo(out: Path, *, videos_per_class: int = VIDEOS_PER_CLASS, frames: int
     epochs = ("stage1.epochs=1", "stage2.epochs=1") if quick else ()
     best = Trainer(load_preset("tiny", (f"data.methods=[{', '.join(SEEN)}]", *epochs)), out / "prepared",
                    out / "run").run()
+    return manifest, best
+
+
+def calibration_line(calibrated: CalibrationReport, test: dict[str, float]) -> str:
+    """The report's sentence on the calibration: what it was fitted on, its ECE (``test``: the test split's video
+    metrics), and the verdict threshold it chose."""
+    return (f"Platt scaling fitted on {calibrated.reals} real and {calibrated.fakes} fake validation videos "
+            f"(ECE {calibrated.ece_before:.3f} before, {calibrated.ece_after:.3f} after; on the test split "
+            f"{test['ece']:.3f}, where a perfectly calibrated model would show about {test['ece_if_calibrated']:.3f} "
+            f"on {test['reals'] + test['fakes']} videos); verdict fake at P ≥ {calibrated.fitted.verdict.fake_at:.3f}, "
+            f"chosen for {FAKE_FPR:.0%} false positives on real validation videos")
+
+
+def run_demo(out: Path, *, videos_per_class: int = VIDEOS_PER_CLASS, frames: int = 8, quick: bool = False,
+             template: Path = Path("model_repository")) -> dict[str, Path]:
+    """Run the demo into ``out`` (``template``: the source tree's model repository); print and write the report
+    (``report.md``); returns the paths a person would open."""
+    from dfguard.explain import explain_video
+    from dfguard.inference.spec import read_spec
+    from dfguard.pipeline import LocalDetector
+
+    from .calibrate import calibrate
+    from .datasets import load_csv
+    from .evaluate import evaluate
+    from .export import export_repository
+
+    out = Path(out)
+    manifest, best = train_on_synthetic_videos(out, videos_per_class, frames, quick)
     step(4, f"calibrate on the validation split: Platt scaling, the fake verdict at {FAKE_FPR:.0%} false positives")
     calibrated = calibrate(best, out / "prepared", out / "calibration", fake_fpr=FAKE_FPR)
     step(5, "evaluate on the test split, seen and held-out families, clean and JPEG 50")
@@ -214,14 +249,8 @@ def run_demo(out: Path, *, videos_per_class: int = VIDEOS_PER_CLASS, frames: int
              **{f"two people, {name}": path for name, path in explanation.pictures.items()},
              "TensorBoard logs": out / "run" / "tensorboard"}
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
-    fake_at, test = calibrated.fitted.verdict.fake_at, metrics["results"]["clean"]["all"]["video"]
-    calibration = (f"Platt scaling fitted on {calibrated.reals} real and {calibrated.fakes} fake validation videos "
-                   f"(ECE {calibrated.ece_before:.3f} before, {calibrated.ece_after:.3f} after; on the test split "
-                   f"{test['ece']:.3f}, where a perfectly calibrated model would show about "
-                   f"{test['ece_if_calibrated']:.3f} on {test['reals'] + test['fakes']} videos); verdict fake at "
-                   f"P ≥ {fake_at:.3f}, "
-                   f"chosen for {FAKE_FPR:.0%} false positives on real validation videos")
-    text = report(metrics, served, pair, paths, calibration, fake_at)
+    line = calibration_line(calibrated, metrics["results"]["clean"]["all"]["video"])
+    text = report(metrics, served, pair, paths, line, calibrated.fitted.verdict.fake_at)
     (out / "report.md").write_text(text)
     print(text, end="")
     return paths

@@ -63,14 +63,15 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """AUC, EER, AP, accuracy at 0.5 and TPR at the ``REPORTED_FPRS`` (NaN where a class is missing; at FPR
     0.1 % with fewer than 1000 real videos, that is the TPR with no real video flagged)."""
     nan = float("nan")
+    counts = {"n": len(labels), "reals": int((labels == 0).sum()), "fakes": int((labels == 1).sum())}
     at = {f"tpr@fpr{fpr:g}": nan for fpr in REPORTED_FPRS}
     if len(set(labels.tolist())) < 2:
         accuracy = float(((scores >= 0.5) == labels).mean()) if len(labels) else nan
-        return {"auc": nan, "eer": nan, "ap": nan, "acc": accuracy, **at, "n": len(labels)}
+        return {"auc": nan, "eer": nan, "ap": nan, "acc": accuracy, **at, **counts}
     at = {f"tpr@fpr{fpr:g}": tpr_at_fpr(scores, labels, fpr) for fpr in REPORTED_FPRS}
     return {"auc": float(roc_auc_score(labels, scores)), "eer": equal_error_rate(labels, scores),
             "ap": float(average_precision_score(labels, scores)), "acc": float(((scores >= 0.5) == labels).mean()),
-            **at, "n": len(labels), "reals": int((labels == 0).sum()), "fakes": int((labels == 1).sum())}
+            **at, **counts}
 
 
 @dataclass(frozen=True)
@@ -227,9 +228,9 @@ def family_groups(scored: Scored, seen: tuple[str, ...] | None) -> dict[str, Sco
     all together when ``seen`` is None."""
     if seen is None:
         return {"all families": scored}
-    methods = np.array(scored.methods)
-    groups = {"seen families": np.isin(methods, seen), "held-out families": ~np.isin(methods, (*seen, "real"))}
-    return {name: scored.subset(fakes | (methods == "real")) for name, fakes in groups.items() if fakes.any()}
+    methods, real = np.array(scored.methods), scored.labels == 0
+    groups = {"seen families": ~real & np.isin(methods, seen), "held-out families": ~real & ~np.isin(methods, seen)}
+    return {name: scored.subset(fakes | real) for name, fakes in groups.items() if fakes.any()}
 
 
 def plot_roc(scored: Scored, path: Path, title: str, seen: tuple[str, ...] | None = None) -> None:
@@ -266,7 +267,7 @@ def plot_histogram(scored: Scored, path: Path, title: str, seen: tuple[str, ...]
     if seen is None:
         classes["fake videos"] = labels == 1
     else:
-        classes |= {"fakes, seen families": np.isin(methods, seen),
+        classes |= {"fakes, seen families": (labels == 1) & np.isin(methods, seen),
                     "fakes, held-out families": (labels == 1) & ~np.isin(methods, seen)}
     fig = Figure(figsize=(6.5, 3.8), layout="constrained")
     ax = fig.subplots()
