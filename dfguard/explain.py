@@ -38,10 +38,9 @@ class Explanation:
         scores = self.result.scores
         lines = [f"verdict {scores.verdict}, video P(fake) {scores.video_score:.3f}, "
                  f"{len(self.result.faces)} faces in {len(scores.track_scores)} tracks"]
-        counts = np.bincount(self.result.faces.track, minlength=len(scores.track_scores))
-        for track, (score, faces) in enumerate(zip(scores.track_scores, counts, strict=True)):
-            counted = "" if self.result.faces.track_counts[track] else " (too few faces to count)"
-            lines.append(f"  track {track}: P(fake) {score:.3f} over {faces} faces{counted}")
+        for track in face_and_track_records(self.result)[1]:
+            counted = "" if self.result.faces.track_counts[track["id"]] else " (too few faces to count)"
+            lines.append(f"  track {track['id']}: P(fake) {track['score']:.3f} over {track['faces']} faces{counted}")
         lines += [f"  {name}: {path}" for name, path in self.pictures.items()]
         return "\n".join(lines)
 

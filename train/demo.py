@@ -141,7 +141,7 @@ def report(metrics: dict, served: Served, pair: dict, paths: dict[str, Path], ca
              "| families | frame AUC | video AUC | video AUC served over gRPC |", "|---|---:|---:|---:|"]
     for group, families in (("seen", SEEN), ("held out", UNSEEN)):
         lines.append(f"| {group}: {', '.join(families)} | {mean_auc(families, 'frame'):.3f} | "
-                     f"{mean_auc(families, 'video'):.3f} | {served.auc.get(group, float('nan')):.3f} |")
+                     f"{mean_auc(families, 'video'):.3f} | {served.auc[group]:.3f} |")
     counts = ", ".join(f"{n} {v}" for v, n in served.verdicts.items() if n)
     lines += ["", f"Calibration: {calibration}", "",
               f"Served: {sum(served.verdicts.values())} videos over gRPC ({SCORING_CONCURRENCY} in flight): {counts}; "
