@@ -77,9 +77,9 @@ def _open(source: Path | bytes) -> av.container.InputContainer:
 
 def probe_video(source: Path | bytes, *, max_frames: int = MAX_VIDEO_FRAMES, max_pixels: int = MAX_FRAME_PIXELS,
                 sampled: int = 1, max_total_pixels: int = MAX_TOTAL_PIXELS) -> VideoInfo:
-    """What the container says of a video (``VideoInfo``): its packets are counted and only its first frame is
-    decoded (for the display matrix), after the header's frame size has passed ``max_pixels`` and ``sampled``
-    frames of that size ``max_total_pixels``.
+    """What the container says of a video (``VideoInfo``): its packets that are shown (``presented``) are counted
+    and only its first frame is decoded (for the display matrix), after the header's frame size has passed
+    ``max_pixels`` and ``sampled`` frames of that size ``max_total_pixels``.
 
     Raises:
         VideoError: not a video (or a still image), no video stream, frames declared larger than ``max_pixels``,
@@ -97,7 +97,7 @@ def probe_video(source: Path | bytes, *, max_frames: int = MAX_VIDEO_FRAMES, max
                 check_total_pixels(min(sampled, stream.frames) * width * height, max_total_pixels)
             total = 0
             for packet in container.demux(stream):
-                total += packet.size > 0
+                total += presented(packet)
                 if total > max_frames:
                     raise VideoError(f"too long: more than {max_frames} frames (limit {max_frames})")
             check_total_pixels(min(sampled, total) * width * height, max_total_pixels)
@@ -107,6 +107,13 @@ def probe_video(source: Path | bytes, *, max_frames: int = MAX_VIDEO_FRAMES, max
     if total == 0:
         raise VideoError("the video has no frames")
     return VideoInfo(total, width, height, rotation)
+
+
+def presented(packet: av.Packet) -> bool:
+    """Whether a packet is a frame a player shows: not the empty flush packet, and not one the container's edit
+    list cuts away (MP4 files trimmed without re-encoding keep the frames before the cut, flagged discard; the
+    decoder drops them, so counting them would promise frames that never come: 158 packets, 55 frames shown)."""
+    return packet.size > 0 and not packet.is_discard
 
 
 def _first_frame_rotation(container: av.container.InputContainer) -> int:

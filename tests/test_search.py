@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from photos import face_filling_the_frame, grace_hopper
 
 from dfguard.faces.detect import Detection, in_process_detector
 from dfguard.faces.search import find_faces, key_frames, neighbour_boxes
 from dfguard.faces.settings import DetectorConfig, TrackConfig
-from dfguard.faces.tiles import CONTEXT, tile_windows, windows_around
+from dfguard.faces.tiles import CONTEXT, ZOOMED_OUT, tile_windows, windows_around
 from dfguard.faces.weights import DETECTORS
 from dfguard.train.scenes import make_scene, match
 
@@ -113,10 +114,22 @@ def test_a_face_that_appears_between_key_frames_is_found_from_the_key_frame_afte
 
 
 def test_frames_the_whole_frame_searches_in_full_get_no_windows_around_faces(rng):
-    """At 320×240 with faces from 48 px the plan is the whole frame alone: every frame costs one window, as with
-    the tiles on every frame."""
+    """At 320×240 with faces from 48 px the plan is the whole frame and the zoomed-out window (for a face as
+    tall as the frame): key frames (0, 4 and the last, 5) cost those two windows, every other frame one, as
+    its face is neither too small nor too large for the whole frame."""
     scene = make_scene(rng, width=320, height=240, faces=1, min_face_px=50, max_face_px=60, gray=False)
-    assert len(tile_windows(240, 320, FULL_RANGE)) == 1
+    assert [w.level for w in tile_windows(240, 320, FULL_RANGE)] == [0, ZOOMED_OUT]
     run = CountingRun()
     found = find_faces([scene.image] * 6, DetectorConfig(search_every=4), TrackConfig(), run)
-    assert run.windows == 6 and found.frame_faces.tolist() == [1] * 6
+    assert run.windows == 3 * 2 + 3 and found.frame_faces.tolist() == [1] * 6
+
+
+def test_a_face_as_large_as_the_frame_is_searched_zoomed_out_between_key_frames_too(rng):
+    """A 224-px crop whose face fills it: the whole frame misses such a face, so every frame between key frames
+    gets the zoomed-out window too, and the face is found in every frame."""
+    photo = grace_hopper()
+    face = find_faces([photo], DetectorConfig(), TrackConfig(), CountingRun()).detections[0]
+    frame = face_filling_the_frame(photo, np.array(face.box), 0.9)
+    run = CountingRun()
+    found = find_faces([frame] * 6, DetectorConfig(search_every=4), TrackConfig(), run)
+    assert run.windows == 6 * 2 and found.frame_faces.tolist() == [1] * 6 and found.track_counts.tolist() == [True]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from photos import astronaut, face_filling_the_frame, grace_hopper
 from test_faces import mediapipe_faces
 
-from dfguard.faces.tiles import MIN_FACE_PX, detect_faces_tiled, tile_windows
+from dfguard.faces.tiles import MIN_FACE_PX, ZOOMED_OUT, detect_faces_tiled, tile_windows
 from dfguard.faces.weights import DETECTORS
 from dfguard.train.scenes import BACKGROUNDS, RESOLUTIONS, background, clip_boxes, make_scene, match
 
@@ -26,7 +27,26 @@ def test_every_face_size_fits_wholly_in_a_window_that_sees_it_large_enough(width
 
 
 def test_a_selfie_frame_needs_no_tiles():
-    assert len(tile_windows(360, 640, FULL_RANGE, min_face_px=120)) == 1
+    assert [w.level for w in tile_windows(360, 640, FULL_RANGE, min_face_px=120)] == [0, ZOOMED_OUT]
+    assert [w.level for w in tile_windows(300, 640, FULL_RANGE, min_face_px=120)] == [0]  # a face 300 px tall is
+    # found in the whole frame: it fills less than half of it
+
+
+@pytest.mark.parametrize("photo", [grace_hopper, astronaut])
+def test_a_face_that_fills_the_frame_is_found(photo):
+    """Frames where the face box is 0.6 to 1.1 of the frame's side: mediapipe's short-range detector (made for
+    selfies) finds every face, ours finds the same face, where mediapipe's full range misses some (the full-range
+    model finds faces only up to about half its input: the whole-frame window zooms out for them)."""
+    image = photo()
+    (box, _, _), *_ = mediapipe_faces(image)
+    missed_by_full_range = 0
+    for fraction in (0.6, 0.7, 0.8, 0.9, 1.0, 1.1):
+        frame = face_filling_the_frame(image, box, fraction)
+        selfie = clip_boxes([found for found, _, _ in mediapipe_faces(frame)], 224, 224)
+        assert len(selfie) == 1, fraction
+        assert match(selfie, found_boxes(frame)) == (1, 0), fraction
+        missed_by_full_range += len(mediapipe_boxes(frame)) == 0
+    assert missed_by_full_range >= 1
 
 
 def mediapipe_boxes(image: np.ndarray) -> np.ndarray:

@@ -98,3 +98,14 @@ def test_the_sampled_frames_total_pixel_and_decode_time_limits(video):
         decode_frames(data, np.arange(4), limits=DecodeLimits(total_pixels=4 * pixels - 1))
     with pytest.raises(VideoError, match=r"decoding took longer than the limit of 0 s"):
         decode_frames(data, np.array([0, 39]), limits=DecodeLimits(seconds=0))
+
+
+def test_frames_an_edit_list_cuts_away_are_not_counted():
+    """An MP4 trimmed without re-encoding keeps the frames before its cut, which a player never shows (flagged
+    discard, decoded by no one): 5 of these 20 frames. The count and the sampled frames are the 15 shown ones."""
+    frames = [np.full((32, 48, 3), 12 * k, np.uint8) for k in range(20)]
+    data = encode(frames, pts=[10 * (k - 5) for k in range(20)], options={"crf": "0"})
+    assert probe_video(data).frames == 15
+    result = read_frames(data, 32)
+    assert result.total == 15 and len(result.images) == 15
+    np.testing.assert_allclose(result.images.reshape(15, -1).mean(axis=1), [12 * k for k in range(5, 20)], atol=2)

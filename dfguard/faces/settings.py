@@ -79,7 +79,7 @@ class TrackConfig:
     min_track_faces: int = 2
     max_shift: float = 1.5
     max_scale: float = 1.6
-    min_appearance: float = 0.4
+    min_appearance: float = 0.0
     min_shot_correlation: float = 0.5
     max_gap: int = 3
 

@@ -1,8 +1,10 @@
 """Faces of any size in frames of any resolution: the detector run on the whole frame and on overlapping tiles.
 
 A detector sees its input square (192 px for full range); letterboxed, a 48 px face of a 4K frame shrinks to
-2 px there and is lost. ``tile_windows`` plans square windows level by level: level 0 is the whole frame (the
-letterbox mediapipe uses), each next level halves the window side, until a face of ``min_face_px`` fills at least
+2 px there and is lost; a face that fills a 224-px frame fills the input, larger than the detector finds.
+``tile_windows`` plans square windows level by level: level 0 is the whole frame (the letterbox mediapipe uses),
+beside it a zoomed-out window where a face as tall as the frame would be too large for level 0
+(``zoomed_out_side``), and each next level halves the window side, until a face of ``min_face_px`` fills at least
 ``smallest_face`` input pixels. A level finds faces from ``m`` = ``smallest_face`` input pixels up; the next
 coarser level finds them from ``2m`` up, so a level only has to find faces up to ``2m`` itself, and its windows
 overlap by ``SPAN`` · ``m`` (at most half a side): a face that small lies wholly inside one of them. Together the
@@ -23,7 +25,7 @@ import numpy as np
 
 from .decode import NMS_IOU, RawDetections, box_areas, decode, intersection_areas, pairwise_iou, weighted_nms
 from .detect import Detection, Letterbox, as_detections, as_rgb
-from .settings import MIN_FACE_PX, TILED_MIN_SCORE
+from .settings import MIN_FACE_PX, TILED_MIN_SCORE, TrackConfig
 from .weights import DetectorKind
 
 EDGE = 0.02  # a box within this fraction of a window side from an inner window edge counts as cut by it
@@ -34,6 +36,7 @@ SMALLER = 0.6  # boxes under this fraction of min_face_px are below what was ask
 INSIDE = 0.5  # a box with this much of its area inside a box 1.5× its side is a part of that face, not a face
 CONTEXT = 5.0  # a window around a known face is this many face sides wide (windows_around)
 AROUND_FACES = -1  # the level of a window around a known face: it belongs to no level of the tiling
+ZOOMED_OUT = -2  # the level of the zoomed-out window, for faces too large for the whole frame
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,27 @@ def window_positions(length: float, side: float, overlap: float) -> list[float]:
     return [*starts, length - side] if length - side - starts[-1] > 1e-6 else starts
 
 
+def zoomed_out_side(height: int, width: int, kind: DetectorKind) -> float | None:
+    """The side of the zoomed-out window, centred on the frame, in which a face as tall as the frame's shorter
+    side fills ``kind.largest_face`` of the input (a 224-px crop whose face is the frame, a close-up), or None
+    when the whole frame already shows such a face small enough (a frame at least twice as wide as high)."""
+    side = min(height, width) / kind.largest_face
+    return side if side > max(height, width) else None
+
+
+def zoomed_out_window(height: int, width: int, kind: DetectorKind) -> list[Window]:
+    """The zoomed-out window of a frame, as a plan of one window (none when ``zoomed_out_side`` says so)."""
+    side = zoomed_out_side(height, width, kind)
+    return [] if side is None else [Window((width - side) / 2, (height - side) / 2, side, ZOOMED_OUT)]
+
+
 def tile_windows(height: int, width: int, kind: DetectorKind, min_face_px: float = MIN_FACE_PX) -> list[Window]:
-    """Every window to run the detector on for a ``height × width`` frame (level 0, the whole frame, first)."""
+    """Every window to run the detector on for a ``height × width`` frame: level 0, the whole frame, first, then
+    the zoomed-out window for faces too large for it, then the tiles, coarsest first."""
     if not min_face_px >= 1:
         raise ValueError(f"min_face_px must be at least 1 pixel, got {min_face_px}")
     side = float(max(height, width))
-    windows = [Window((width - side) / 2, (height - side) / 2, side, 0)]
+    windows = [Window((width - side) / 2, (height - side) / 2, side, 0), *zoomed_out_window(height, width, kind)]
     level = 0
     while min_face_px * kind.input_size / side < kind.smallest_face:
         side, level = side / 2, level + 1
@@ -169,20 +187,29 @@ def found_whole(box: Sequence[float], height: int, width: int, kind: DetectorKin
     return (box[3] - box[1]) * kind.input_size / max(height, width) >= 2 * kind.smallest_face
 
 
+def too_large_for_whole(box: Sequence[float], height: int, width: int, kind: DetectorKind) -> bool:
+    """Whether a face of this box, grown by up to ``TrackConfig.max_scale``, may be too large for the
+    whole-frame window to find: then the zoomed-out window looks for it."""
+    return TrackConfig.max_scale * max(box[2] - box[0], box[3] - box[1]) / max(height, width) > kind.largest_face
+
+
 def windows_around(boxes: Sequence[Sequence[float]], height: int, width: int, kind: DetectorKind) -> list[Window]:
-    """Windows that find these faces again in a nearby frame: one per face that the whole frame alone might miss,
-    centred on it, ``CONTEXT`` face sides wide (the face moved at most ``TrackConfig.max_shift`` sides from its box
-    and still lies wholly inside; it fills ``input_size / CONTEXT`` input pixels, well above ``smallest_face``);
-    a window mostly covered by an earlier one is left out (the same face seen in the frames on either side)."""
+    """Windows that find these faces again in a nearby frame: one per face that the whole frame alone might miss
+    for its smallness, centred on it, ``CONTEXT`` face sides wide (the face moved at most
+    ``TrackConfig.max_shift`` sides from its box and still lies wholly inside; it fills ``input_size / CONTEXT``
+    input pixels, well above ``smallest_face``), a window mostly covered by an earlier one left out (the same face
+    seen in the frames on either side); and the zoomed-out window once when a face may be too large for it."""
     windows: list[Window] = []
+    large = False
     for box in boxes:
+        large |= too_large_for_whole(box, height, width, kind)
         if found_whole(box, height, width, kind):
             continue
         side = CONTEXT * max(box[2] - box[0], box[3] - box[1])
         window = Window((box[0] + box[2] - side) / 2, (box[1] + box[3] - side) / 2, side, AROUND_FACES)
         if not windows or pairwise_iou(window.box[None], np.array([w.box for w in windows])).max() <= 0.5:
             windows.append(window)
-    return windows
+    return windows + (zoomed_out_window(height, width, kind) if large else [])
 
 
 def detect_faces_tiled(frames: Sequence[np.ndarray], kind: DetectorKind, *, min_face_px: float = MIN_FACE_PX,

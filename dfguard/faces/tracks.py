@@ -1,15 +1,20 @@
 """Faces linked across the sampled frames of a video into tracks: one track per person per shot.
 
-Sampled frames lie far apart in time (32 frames over a minute: two seconds apart), so position alone is not
-enough: a detection joins a track when its size is close (``max_scale``), its centre has not moved too far
-(``max_shift`` face sides) and it looks alike (the correlation of small zero-mean grey thumbnails of the two
-faces, ``min_appearance``); among the candidates the cheapest pairs are linked first, each track and detection at
-most once per frame. A cut ends every track: two sampled frames whose 8×5 grey layouts correlate less than
-``min_shot_correlation`` (the coarse layout ignores exposure, texture and a camera's pan, not a new scene; on
-the tests' filmed scenes, seeds 0-5, frames of one shot correlated 0.65 and up, cuts -0.22 to 0.51: a cut between
-two alike layouts can go unseen, and then position and appearance still keep its people apart). A track may skip
-``max_gap`` frames where its face was missed. At most ``TrackConfig.faces_per_frame`` detections per frame
-(``max_faces``, fewer when many frames are sampled) are kept, the largest first: more is capped, never an error.
+Sampled frames lie far apart in time (32 frames over a minute: two seconds apart), so position alone is not enough:
+a detection joins a track when its size is close (``max_scale``), its centre has not moved too far (``max_shift``
+face sides) and it does not look unlike (the correlation of small zero-mean grey thumbnails of the two faces, at
+least ``min_appearance``); among the candidates the cheapest pairs (shift plus appearance distance) are linked
+first, each track and detection at most once per frame. The thumbnail ranks candidates but cannot tell people
+apart: on real footage (51 clips, 1229 pairs of one person's faces a sampled frame or a few apart) one pair in a
+hundred correlated under 0.32 and the lowest about 0, a turned head or a tilt, while faces of two people in one
+frame correlated up to 0.82; a veto at 0.4 split one-person interviews into several tracks. So people are kept
+apart by position, size, cuts and one face per track per frame. A cut ends every track: two sampled frames whose
+8×5 grey layouts correlate less than ``min_shot_correlation`` (the coarse layout ignores exposure, texture and a
+camera's pan, not a new scene; on the tests' filmed scenes, seeds 0-5, frames of one shot correlated 0.65 and up,
+cuts -0.22 to 0.51: a cut between two alike layouts can go unseen, and then position and size still keep its people
+apart). A track may skip ``max_gap`` frames where its face was missed. At most ``TrackConfig.faces_per_frame``
+detections per frame (``max_faces``, fewer when many frames are sampled) are kept, the largest first: more is
+capped, never an error.
 """
 
 from __future__ import annotations

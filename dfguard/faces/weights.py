@@ -18,13 +18,17 @@ class DetectorKind:
     as (feature-map side, anchors per cell), finest first (MediaPipe's ``SsdAnchorsCalculator`` options), and
     ``smallest_face``: the face height in input pixels from which it finds faces reliably (measured on real
     photos: full range finds most faces of 12 px and all from 14; short range all from about 21 px), which decides how
-    finely ``dfguard.faces.tiles`` cuts a frame."""
+    finely ``dfguard.faces.tiles`` cuts a frame; ``largest_face``: the largest face box, as a fraction of the input
+    side, that it finds reliably, which decides how far the whole-frame window zooms out (measured on real
+    footage of faces that fill 224-px frames: full range finds every one at half the input and misses some from
+    0.6 up, many at 0.8; short range finds them up to 0.8)."""
 
     name: str
     filename: str
     input_size: int
     anchor_grids: tuple[tuple[int, int], ...]
     smallest_face: int
+    largest_face: float
 
     def tflite_path(self) -> Path:
         """Where mediapipe's wheel keeps this model."""
@@ -40,9 +44,11 @@ class DetectorKind:
 
 DETECTORS = {kind.name: kind for kind in (
     # selfie range: faces filling much of the frame; stride 8 → 16×16 cells × 2, the stride-16 layers → 8×8 × 6
-    DetectorKind("blazeface_short_range", "face_detection_short_range.tflite", 128, ((16, 2), (8, 6)), 24),
+    DetectorKind("blazeface_short_range", "face_detection_short_range.tflite", 128, ((16, 2), (8, 6)), 24,
+                 0.75),
     # full range: faces of any size up to a few metres away; one stride-4 layer, 48×48 cells × 1
-    DetectorKind("blazeface_full_range", "face_detection_full_range_sparse.tflite", 192, ((48, 1),), 16),
+    DetectorKind("blazeface_full_range", "face_detection_full_range_sparse.tflite", 192, ((48, 1),), 16,
+                 0.5),
 )}
 SHORT_RANGE = DETECTORS["blazeface_short_range"]
 INPUT_SIZE = SHORT_RANGE.input_size  # the single-pass letterbox side (extract_faces, detect_faces)
