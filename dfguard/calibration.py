@@ -56,7 +56,8 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray, fitted_on: str = "", itera
     logit, by Newton's method, with Platt's smoothed targets so separable data keeps a finite slope."""
     x, y = logit(scores), np.asarray(labels, np.float64)
     if len(x) != len(y) or len(set(y.tolist())) < 2:
-        raise ValueError(f"calibration needs scores of both classes, got {len(y)} labels {sorted(set(y.tolist()))}")
+        raise ValueError(f"calibration needs scores of both classes, got {len(y)} labels {sorted(set(y.tolist()))} "
+                         f"(a split of real videos alone: calibrate on their self-blends, --self-blend)")
     fakes, reals = y.sum(), len(y) - y.sum()
     target = np.where(y == 1, (fakes + 1) / (fakes + 2), 1 / (reals + 2))  # Platt (1999)
     design = np.stack([x, np.ones_like(x)], 1)

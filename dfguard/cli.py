@@ -143,9 +143,16 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dfguard prepare``."""
     from dfguard.train.datasets import FFPP_METHODS, LOADERS
 
-    parser.add_argument("source", type=Path, help="the CSV file (--dataset csv) or the data set's root folder")
+    parser.add_argument("source", type=Path, help="the CSV file (--dataset csv), a folder of videos (--dataset "
+                        "folder) or the data set's root folder")
     parser.add_argument("--dataset", choices=sorted(LOADERS), default="csv", help="how to read the source: a CSV "
-                        "manifest (path,label[,split][,method]) or a data set's own layout under its root folder")
+                        "manifest (path,label[,split][,method]), a folder of real videos (every video under it), or "
+                        "a data set's own layout under its root folder")
+    parser.add_argument("--group", metavar="REGEX", help="csv without splits and folder: videos whose paths give "
+                        "the same match (its first group, if any) share a split, e.g. a person id; by default a "
+                        "person id the name tells (VoxCeleb id00012, MEAD M003), else the clip")
+    parser.add_argument("--split-seed", type=int, default=0, help="csv without splits and folder: the draw of the "
+                        "groups into train, val and test (70/15/15 %% of the videos)")
     parser.add_argument("--out", type=Path, required=True, help="folder for crops/ and manifest.jsonl")
     parser.add_argument("--split", action="append", default=[], metavar="NAME=FILE",
                         help="FaceForensics++ split file, e.g. train=splits/train.json (repeat for each split)")
@@ -172,14 +179,18 @@ def run_prepare(args: argparse.Namespace) -> int:
             raise ValueError("FaceForensics++ needs its split files: --split train=train.json --split val=...")
         records = datasets.load_faceforensics(args.source, {k: Path(v) for k, v in splits.items()},
                                               compression=args.compression, methods=args.methods.split(","))
+    elif args.dataset in ("csv", "folder"):
+        records = datasets.LOADERS[args.dataset](args.source, group=args.group, seed=args.split_seed)
     else:
         records = datasets.LOADERS[args.dataset](args.source)
     detector, tracks = face_settings(args)
     prepare_dataset(records, args.out, frames=args.frames, config=CropConfig(size=args.size), workers=args.workers,
                     faces=args.faces, detector=detector, tracks=tracks)
-    statuses = [r.status for r in read_manifest(args.out)]
+    prepared = read_manifest(args.out)
+    statuses, splits = [r.status for r in prepared], [r.split for r in prepared]
     print(f"{len(statuses)} videos in {args.out}: {statuses.count('ok')} ok, {statuses.count('no_face')} without "
-          f"a face, {statuses.count('error')} unreadable (see the error field of manifest.jsonl)")
+          f"a face, {statuses.count('error')} unreadable (see the error field of manifest.jsonl); "
+          + ", ".join(f"{splits.count(name)} {name}" for name in sorted(set(splits))))
     return 0
 
 
@@ -228,6 +239,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blur", type=float, nargs="*", default=[], help="Gaussian blur sigmas, e.g. 1 2 3")
     parser.add_argument("--calibration", type=Path, help="calibration.json from dfguard calibrate: also report its "
                         "calibration error (ECE) on this split")
+    parser.add_argument("--self-blend", action="store_true", help="the split's real videos with their "
+                        "self-blended copies as the fakes (for a folder of real videos, which has no other fake)")
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
 
 
@@ -245,7 +258,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     calibration = read_calibrated(args.calibration).calibration if args.calibration else Calibration()
     evaluate(args.checkpoint, args.data, args.out, split=args.split, jpeg=tuple(args.jpeg), blur=tuple(args.blur),
-             workers=args.workers, calibration=calibration)
+             workers=args.workers, calibration=calibration, self_blend=args.self_blend)
     print((args.out / "metrics.md").read_text(), end="")
     pictures = ", ".join(p.name for p in sorted(args.out.glob("*.png")))
     print(f"wrote {args.out / 'metrics.json'} and the pictures {pictures} in {args.out}")
@@ -265,6 +278,8 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
                         "pass: real at or below the score under which at most this many fakes fall")
     parser.add_argument("--fake-rate", type=float, help="share of fakes expected in use (default: the split's): "
                         "the probabilities are moved to it")
+    parser.add_argument("--self-blend", action="store_true", help="the split's real videos with their "
+                        "self-blended copies as the fakes (for a folder of real videos, which has no other fake)")
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
 
 
@@ -273,7 +288,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from dfguard.train.calibrate import calibrate
 
     calibrate(args.checkpoint, args.data, args.out, split=args.split, fake_fpr=args.fake_fpr,
-              real_fnr=args.real_fnr, workers=args.workers, fake_rate=args.fake_rate)
+              real_fnr=args.real_fnr, workers=args.workers, fake_rate=args.fake_rate, self_blend=args.self_blend)
     print((args.out / "calibration.md").read_text(), end="")
     print(f"wrote {args.out / 'calibration.json'} (dfguard export --calibration) and {args.out / 'reliability.png'}")
     return 0

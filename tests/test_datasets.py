@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from dfguard.train.datasets import DatasetError, load_celebdf, load_csv, load_dfdc, load_faceforensics
+from dfguard.train.datasets import (
+    DatasetError,
+    load_celebdf,
+    load_csv,
+    load_dfdc,
+    load_faceforensics,
+    load_folder,
+    video_group,
+)
 
 
 def touch(path: Path) -> Path:
@@ -133,3 +141,47 @@ def test_csv_mistakes_are_named(tmp_path, text, message):
     (tmp_path / "list.csv").write_text(text)
     with pytest.raises(DatasetError, match=message):
         load_csv(tmp_path / "list.csv")
+
+
+def test_a_folder_of_real_videos_is_split_by_person_and_clip(tmp_path):
+    """Every video under the folder, labelled real; the copies of a clip and a person's clips share a split."""
+    names = [f"mead/M{k:03d}_level_1_{mood}_{k:03d}.mp4" for k in range(6) for mood in ("happy", "angry")]
+    names += [f"vox/id{10000 + k}/clip{j}.mp4" for k in range(4) for j in range(3)]
+    names += [f"talk/{k}.mp4" for k in range(8)] + [f"talk/{k}_83b19e{k}a.mp4" for k in range(8)]
+    for name in names:
+        touch(tmp_path / name)
+    touch(tmp_path / "notes.txt")
+    records = load_folder(tmp_path)
+    assert sorted(r.video_id for r in records) == sorted(names)
+    assert {r.label for r in records} == {0} and {r.method for r in records} == {"real"}
+    split_of = {r.video_id: r.split for r in records}
+    for k in range(6):
+        assert len({split_of[f"mead/M{k:03d}_level_1_{mood}_{k:03d}.mp4"] for mood in ("happy", "angry")}) == 1
+    for k in range(4):
+        assert len({split_of[f"vox/id{10000 + k}/clip{j}.mp4"] for j in range(3)}) == 1
+    for k in range(8):
+        assert split_of[f"talk/{k}.mp4"] == split_of[f"talk/{k}_83b19e{k}a.mp4"]
+    counts = {name: sum(s == name for s in split_of.values()) for name in ("train", "val", "test")}
+    assert counts["val"] >= 0.1 * len(names) and counts["test"] >= 0.1 * len(names) and counts["train"] > len(names) / 2
+    assert load_folder(tmp_path, seed=0) == records and load_folder(tmp_path, seed=1) != records  # a fixed draw
+
+
+def test_a_group_pattern_and_a_csv_without_splits(tmp_path):
+    for name in ("a/anna_1.mp4", "a/anna_2.mp4", "b/bob_1.mp4", "c/cleo_1.mp4", "d/dan_1.mp4"):
+        touch(tmp_path / name)
+    assert video_group("a/anna_1.mp4", r"/(\w+?)_\d") == "anna"
+    assert video_group("talk/12.mp4") == "talk/12" and video_group("x/517600055.mp4") == "x/517600055"
+    records = load_folder(tmp_path, group=r"/(\w+?)_\d")
+    assert len({r.split for r in records if "anna" in r.video_id}) == 1
+    assert {r.split for r in records} == {"train", "val", "test"}  # three groups or more: val and test get one
+    (tmp_path / "real.csv").write_text("path,label\n" + "".join(f"{r.video_id},real\n" for r in records))
+    assert [(r.video_id, r.split) for r in load_csv(tmp_path / "real.csv", group=r"/(\w+?)_\d")] == [
+        (r.video_id, r.split) for r in records]
+
+
+def test_a_folder_without_videos_is_named(tmp_path):
+    touch(tmp_path / "readme.txt")
+    with pytest.raises(DatasetError, match="no video files under"):
+        load_folder(tmp_path)
+    with pytest.raises(DatasetError, match="expected a folder of videos"):
+        load_folder(tmp_path / "missing")

@@ -108,3 +108,25 @@ def test_a_dataset_of_real_faces_gets_one_self_blended_fake_per_face(prepared):
     assert int(only[first_fake]["label"]) == 1 and bool((again[0] == again[1]).all())  # fixed: the same blend
     original = only[0]["faces"]
     assert int(only[0]["label"]) == 0 and not bool((original == again[0]).all())
+
+
+def test_mask_regions_cover_the_face_its_inner_part_or_the_mouth_and_jaw():
+    """``lower`` (lip sync) covers mouth but not eyes; ``inner`` covers eyes, nose and mouth inside a smaller area
+    than ``face``; a draw over several regions picks each of them."""
+    from dfguard.train.self_blend import face_mask
+
+    keypoints = real_crops(0).keypoints[0]
+    masks = {}
+    for region in ("face", "inner", "lower"):
+        blend = draw_blend(np.random.default_rng(0), 256, BlendSettings(regions=(region,), ratios=(1.0,)))
+        assert blend.region == region
+        masks[region] = face_mask(keypoints, 256, blend)
+    at = lambda mask, k: mask[tuple(np.round(keypoints[k][::-1]).astype(int))]  # noqa: E731
+    assert at(masks["lower"], 3) > 0.9 and max(at(masks["lower"], 0), at(masks["lower"], 1)) < 0.1
+    assert min(at(masks["inner"], k) for k in PART_KEYPOINTS) > 0.9
+    assert masks["lower"].sum() < masks["inner"].sum() < masks["face"].sum()
+    drawn = {draw_blend(np.random.default_rng(seed), 256, BlendSettings(regions=("face", "inner", "lower"))).region
+             for seed in range(30)}
+    assert drawn == {"face", "inner", "lower"}
+    with pytest.raises(ValueError, match="blend regions"):
+        BlendSettings(regions=("ears",))

@@ -16,7 +16,7 @@ from dfguard.inference.checkpoint import load_model
 from dfguard.train.config import load_preset
 from dfguard.train.data import FrameDataset
 from dfguard.train.evaluate import evaluate
-from dfguard.train.trainer import Trainer
+from dfguard.train.trainer import Trainer, best_stage
 
 BIN = Path(sys.executable).parent
 
@@ -48,9 +48,10 @@ def test_stage_two_decides_by_the_nearer_centre_and_separates_the_training_data(
     noise (it once failed here within 0.3 %); that they move by α (eq. 4) is checked exactly in test_models."""
     history = json.loads((trained / "history.json").read_text())
     assert [h["epoch"] for h in history if h["stage"] == 2] == [0, 1, 2]
-    loaded = load_model(trained / "best.pt")
+    loaded = load_model(trained / "stage2_best.pt")
     model = loaded.model
     assert loaded.stage == 2
+    assert load_model(trained / "best.pt").stage == int(best_stage(history, True)[len("stage")])
     frames = FrameDataset(prepared, "train", methods=SEEN)  # what the trained fixture trained on
     batch = torch.utils.data.default_collate([frames[i] for i in range(len(frames))])
     with torch.no_grad():
@@ -109,3 +110,41 @@ def test_torchrun_with_two_cpu_processes(prepared, tmp_path):
     model = loaded.model
     assert loaded.stage == 2 and all(torch.isfinite(p).all() for p in model.parameters())
     assert not np.isclose(float((model.centers.fake - model.centers.real).norm()), 0.0)
+
+
+def test_best_pt_is_stage_two_unless_stage_one_validated_better():
+    """A cluster stage that diverged (validation AUC 0.83 → 0.71, measured on real faces) must not replace the
+    stage-1 model; one that holds or improves does."""
+    stage_one = [{"stage": 1, "epoch": 1, "val_auc": 0.78}, {"stage": 1, "epoch": 2, "val_auc": 0.83},
+                 {"stage": 2, "epoch": 0, "center_distance": 1.2}]
+    assert best_stage([*stage_one, {"stage": 2, "epoch": 1, "val_auc": 0.71}], True) == "stage1_best.pt"
+    assert best_stage([*stage_one, {"stage": 2, "epoch": 1, "val_auc": 0.83}], True) == "stage2_best.pt"
+    assert best_stage(stage_one, False) == "stage1_best.pt"
+
+
+def real_videos_only(prepared: Path, folder: Path) -> Path:
+    """A prepared folder holding the real videos of ``prepared`` alone (what a folder of real videos gives)."""
+    folder.mkdir()
+    (folder / "crops").symlink_to(prepared / "crops")
+    lines = [line for line in (prepared / "manifest.jsonl").read_text().splitlines() if json.loads(line)["label"] == 0]
+    (folder / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_real_videos_alone_are_evaluated_and_calibrated_on_their_self_blends(trained, prepared, tmp_path):
+    from dfguard.train.calibrate import calibrate
+    from dfguard.train.evaluate import SELF_BLEND, SplitScorer
+
+    reals = real_videos_only(prepared, tmp_path / "reals")
+    scored = SplitScorer(load_model(trained / "best.pt"), reals, "test", self_blend=True).score(progress=False)
+    videos = scored.per_video()
+    real_ids = {v for v, _, label, _ in videos if label == 0}
+    assert real_ids and {v for v, _, label, method in videos if label == 1 and method == SELF_BLEND} == {
+        f"{v}#self-blend" for v in real_ids}  # each real video beside its self-blended copy
+    again = SplitScorer(load_model(trained / "best.pt"), reals, "test", self_blend=True).score(progress=False)
+    np.testing.assert_array_equal(scored.scores, again.scores)  # the same blends every time
+    results = evaluate(trained / "best.pt", reals, tmp_path / "eval", self_blend=True, progress=False)
+    assert set(results["clean"]["per_method"]) == {SELF_BLEND}
+    assert 0.0 <= results["clean"]["all"]["video"]["auc"] <= 1.0
+    report = calibrate(trained / "best.pt", reals, tmp_path / "calibration", self_blend=True, progress=False)
+    assert report.reals == report.fakes > 0 and "self-blended" in report.fitted.calibration.fitted_on

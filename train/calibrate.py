@@ -53,14 +53,19 @@ def verdict_thresholds(scores: np.ndarray, labels: np.ndarray, fake_point: Opera
 
 def calibrate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "val", fake_fpr: float = 0.01,
               real_fnr: float = 0.05, target_fprs: tuple[float, ...] = REPORTED_FPRS, workers: int = 0,
-              progress: bool = True, seed: int = 0, fake_rate: float | None = None) -> CalibrationReport:
+              progress: bool = True, seed: int = 0, fake_rate: float | None = None,
+              self_blend: bool = False) -> CalibrationReport:
     """Fit on ``split`` of ``prepared``; write calibration.json, calibration.md and reliability.png to ``out``.
     ``fake_rate``: the share of fakes expected in use, when it differs from the split's (``for_fake_rate``;
-    the ECE reported after calibration is then the split's, at its own rate, without the move)."""
-    scored = SplitScorer(load_model(checkpoint), prepared, split, workers).score(progress=progress, desc=split)
+    the ECE reported after calibration is then the split's, at its own rate, without the move). ``self_blend``:
+    the split's real videos with their self-blended copies as the fakes (all a folder of real videos has: the
+    calibration then holds for self-blends, not for forgeries of other kinds)."""
+    scored = SplitScorer(load_model(checkpoint), prepared, split, workers, self_blend=self_blend).score(
+        progress=progress, desc=split)
     raw, labels, _ = scored.by_video()
     reals, fakes = int((labels == 0).sum()), int((labels == 1).sum())
-    source = f"{Path(prepared).name}/{split}: {reals} real and {fakes} fake videos"
+    kind = "self-blended" if self_blend else "fake"
+    source = f"{Path(prepared).name}/{split}: {reals} real and {fakes} {kind} videos"
     fitted = fit_platt(raw, labels, fitted_on=source)
     calibrated = fitted.apply(raw)
     calibration = fitted if fake_rate is None else for_fake_rate(fitted, fakes / len(labels), fake_rate)

@@ -11,6 +11,9 @@ from typing import Literal
 from dfguard.config import load_config
 from dfguard.inference.config import ModelConfig
 
+from .augment import UploadAugment
+from .self_blend import BlendSettings
+
 PRESETS_DIR = Path(__file__).with_name("configs")
 
 
@@ -41,10 +44,14 @@ class DataConfig:
     """Which prepared videos train and validate: ``methods`` keeps only those manipulation methods (real videos
     always stay), e.g. ``[Deepfakes]`` to train on one FaceForensics++ method and test on the others. ``fakes``:
     the data set's labelled fakes (``dataset``), self-blended fakes made from its real faces alone
-    (``self-blend``, ``train/self_blend.py``: for teams with real videos and no fakes), or both."""
+    (``self-blend``, ``train/self_blend.py``: for teams with real videos and no fakes), or both; ``blend``: how
+    those are drawn; ``augment``: the upload degradations applied to training crops of both classes
+    (``train/augment.py``; off by default)."""
 
     methods: tuple[str, ...] | None = None
     fakes: Literal["dataset", "self-blend", "both"] = "dataset"
+    blend: BlendSettings = field(default_factory=BlendSettings)
+    augment: UploadAugment = field(default_factory=UploadAugment)
 
 
 @dataclass(frozen=True)

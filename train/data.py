@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from dfguard.faces.crops import FLIP_KEYPOINTS, PART_KEYPOINTS
 from dfguard.inference.features import model_inputs
 
+from .augment import UploadAugment
 from .prepare import PreparedVideo, read_manifest
 
 FLIPPED_PARTS = [PART_KEYPOINTS.index(FLIP_KEYPOINTS[k]) for k in PART_KEYPOINTS]  # right eye <-> left eye
@@ -40,7 +41,8 @@ class FrameDataset(Dataset):
     the ``ok`` videos of ``split`` in a prepared folder."""
 
     def __init__(self, prepared: Path, split: str, *, cutoff: int = 4, flip: bool = False, cache_videos: int = 64,
-                 methods: tuple[str, ...] | None = None, degrade: Callable[[np.ndarray], np.ndarray] | None = None):
+                 methods: tuple[str, ...] | None = None, degrade: Callable[[np.ndarray], np.ndarray] | None = None,
+                 augment: UploadAugment | None = None):
         self.root = Path(prepared)
         self.videos: list[PreparedVideo] = [r for r in read_manifest(self.root) if r.split == split and r.status == "ok"
                                             and (methods is None or r.method == "real" or r.method in methods)]
@@ -51,6 +53,7 @@ class FrameDataset(Dataset):
                        for row, (frame, track) in enumerate(zip(*self._faces_of(v), strict=True))]
         self.cutoff, self.flip, self.cache_videos = cutoff, flip, cache_videos
         self.degrade = degrade  # applied to face and part crops before the model inputs (robustness sweeps)
+        self.augment = augment if augment is not None and augment.active else None  # random, for training
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -108,9 +111,14 @@ class FrameDataset(Dataset):
         return self.videos[self.frames[index].video].label
 
     def sample(self, face: np.ndarray, parts: np.ndarray, label: int, index: int) -> dict[str, torch.Tensor]:
-        """The model's inputs from a face and its parts (flipped at random when ``flip``, then degraded)."""
+        """The model's inputs from a face and its parts (flipped at random when ``flip``, degraded at random as
+        uploads are when ``augment``, then by ``degrade``)."""
         if self.flip and torch.rand(()) < 0.5:  # torch's RNG: seeded per worker by the DataLoader
             face, parts = face[..., ::-1], parts[FLIPPED_PARTS][..., ::-1]
+        if self.augment is not None:
+            upload = self.augment.draw(np.random.default_rng(int(torch.randint(2**31, ()))))
+            if upload is not None:
+                face, parts = upload(face), np.stack([upload(part) for part in parts])
         if self.degrade is not None:
             face, parts = self.degrade(face), np.stack([self.degrade(part) for part in parts])
         inputs = model_inputs(np.ascontiguousarray(face[None]), np.ascontiguousarray(parts[None]), self.cutoff)

@@ -11,13 +11,23 @@ raises ``DatasetError`` naming the file and what was expected when something is 
 * Celeb-DF v2: ``Celeb-real/``, ``YouTube-real/``, ``Celeb-synthesis/`` and ``List_of_testing_videos.txt``
   (``1 path`` = real, ``0 path`` = fake); the listed videos are the test split, every other video is train.
 * DFDC: ``metadata.json`` per part (``{"x.mp4": {"label": "FAKE"|"REAL", "split": ..., "original": ...}}``).
-* CSV: ``path,label[,split][,...]`` with a header; ``label`` 0/1 or real/fake; paths relative to the CSV.
+* CSV: ``path,label[,split][,...]`` with a header; ``label`` 0/1 or real/fake; paths relative to the CSV. Without a
+  split column, the videos are split by group (below).
+* A folder of videos (``load_folder``): every video file under it, all real unless told otherwise (what
+  ``--fakes self-blend`` trains on), split by group.
+
+Splitting by group (``split_by_group``): videos of one group always share a split, so a person (or a clip and its
+copies) never sits in train and test at once. The group is what ``--group REGEX`` matches in the video's path,
+else a person id the name tells (VoxCeleb's ``id00012``, MEAD's ``M003``/``W015``), else the clip: its path
+without the extension and without a trailing copy hash (``2.mp4`` and ``2_83b19e89.mp4`` are one clip).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import random
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +35,12 @@ from pathlib import Path
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
 FFPP_COMPRESSIONS = ("raw", "c23", "c40")
 CELEBDF_FOLDERS = {"Celeb-real": 0, "YouTube-real": 0, "Celeb-synthesis": 1}
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".3gp",
+                            ".wmv"})
+SPLIT_SHARES = (("test", 0.15), ("val", 0.15))  # the rest is train
+# person ids that common data sets put in their file names: VoxCeleb speakers (id00012), MEAD actors (M003, W015)
+PERSON_ID = re.compile(r"(?<![A-Za-z0-9])(id\d{5,}|[MW]\d{3})(?![A-Za-z0-9])")
+COPY_HASH = re.compile(r"_(?=\d*[a-f])[0-9a-f]{8,}$")  # a copy of a clip named after its content hash (a letter in it)
 
 
 class DatasetError(ValueError):
@@ -129,8 +145,9 @@ def load_dfdc(root: Path) -> list[VideoRecord]:
     return _require_files(records, "DFDC")
 
 
-def load_csv(path: Path) -> list[VideoRecord]:
-    """A CSV with a header and columns ``path,label[,split][,method or family]``."""
+def load_csv(path: Path, *, group: str | None = None, seed: int = 0) -> list[VideoRecord]:
+    """A CSV with a header and columns ``path,label[,split][,method or family]``; without splits, the videos are
+    split by group (``split_by_group``: ``group`` a regex, ``seed`` the draw)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"expected a CSV file at {path}")
@@ -139,8 +156,60 @@ def load_csv(path: Path) -> list[VideoRecord]:
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
             raise DatasetError(f"{path}: the header must name at least the columns path,label "
                                f"(got {reader.fieldnames})")
-        records = [_csv_record(path, number, row) for number, row in enumerate(reader, 2)]
-    return _require_files(records, str(path))
+        rows = list(reader)
+    records = _require_files([_csv_record(path, number, row) for number, row in enumerate(rows, 2)], str(path))
+    if any((row.get("split") or "").strip() for row in rows):
+        return records
+    return split_by_group(records, group=group, seed=seed)
+
+
+def load_folder(root: Path, *, label: int = 0, group: str | None = None, seed: int = 0) -> list[VideoRecord]:
+    """Every video file under ``root`` (by its suffix, ``VIDEO_SUFFIXES``), labelled ``label`` (0, real: a folder
+    of real videos to train on with self-blended fakes), split by group (``split_by_group``)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"expected a folder of videos at {root}")
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    if not paths:
+        raise DatasetError(f"no video files under {root} (looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
+    method = "fake" if label else "real"
+    records = [VideoRecord(p.resolve(), label, "train", method, p.relative_to(root).as_posix()) for p in paths]
+    return split_by_group(records, group=group, seed=seed)
+
+
+def video_group(video_id: str, group: str | None = None) -> str:
+    """The group a video belongs to: the first match of the regex ``group`` in its id (the match's first
+    group when it has one), else a person id its name tells (``PERSON_ID``), else its clip (the id without the
+    extension and a trailing copy hash)."""
+    if group:
+        found = re.search(group, video_id)
+        if found:
+            return found.group(1) if found.re.groups else found.group(0)
+    person = PERSON_ID.search(video_id)
+    if person:
+        return person.group(1)
+    return COPY_HASH.sub("", video_id.rsplit(".", 1)[0] if "." in Path(video_id).name else video_id)
+
+
+def split_by_group(records: list[VideoRecord], *, group: str | None = None, seed: int = 0) -> list[VideoRecord]:
+    """The records with their splits: the groups (``video_group``) shuffled with ``seed`` and dealt out whole,
+    first to test and val until each holds its share of the videos (``SPLIT_SHARES``; at least one group each
+    when there are three or more), the rest to train."""
+    members: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        members.setdefault(video_group(record.video_id, group), []).append(index)
+    order = sorted(members)
+    random.Random(seed).shuffle(order)
+    split_of: dict[str, str] = {}
+    filled = dict.fromkeys((name for name, _ in SPLIT_SHARES), 0)
+    for key in order:
+        wanted = [name for name, share in SPLIT_SHARES
+                  if filled[name] < max(round(share * len(records)), int(len(members) >= 3))]
+        split_of[key] = wanted[0] if wanted else "train"
+        if wanted:
+            filled[wanted[0]] += len(members[key])
+    return [VideoRecord(r.path, r.label, split_of[video_group(r.video_id, group)], r.method, r.video_id)
+            for r in records]
 
 
 def _csv_record(csv_path: Path, number: int, row: dict[str, str]) -> VideoRecord:
@@ -179,4 +248,5 @@ LOADERS: dict[str, Callable[..., list[VideoRecord]]] = {
     "celebdf": load_celebdf,
     "dfdc": load_dfdc,
     "csv": load_csv,
+    "folder": load_folder,
 }

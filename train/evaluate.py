@@ -11,15 +11,12 @@ video scores for real and fake videos, and with a calibration its reliability di
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
 
@@ -28,24 +25,10 @@ from dfguard.config import to_dict
 from dfguard.inference.checkpoint import TrainedModel, load_model
 from dfguard.scoring import aggregate_faces
 
+from .augment import degrade_blur, degrade_jpeg
 from .data import FrameDataset
+from .self_blend import SelfBlendedFrames
 from .trainer import predict
-
-
-def degrade_jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Re-encode RGB CHW uint8 crops as JPEG at ``quality``."""
-    def apply(image: np.ndarray) -> np.ndarray:
-        buffer = io.BytesIO()
-        Image.fromarray(image.transpose(1, 2, 0)).save(buffer, format="JPEG", quality=quality)
-        return np.array(Image.open(buffer)).transpose(2, 0, 1)  # a writable copy for torch.from_numpy
-    return apply
-
-
-def degrade_blur(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
-    """Gaussian blur of RGB CHW uint8 crops with standard deviation ``sigma`` pixels."""
-    def apply(image: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(image.transpose(1, 2, 0), (0, 0), sigma).transpose(2, 0, 1)
-    return apply
 
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -89,20 +72,23 @@ class Scored:
 
     def by_video(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Per video with a track that counts: the served video score, label, method."""
-        order = sorted(set(self.videos))
-        rows: dict[str, list[int]] = {v: [] for v in order}
+        rows = self.per_video()
+        return (np.array([score for _, score, _, _ in rows]), np.array([label for _, _, label, _ in rows], int),
+                [method for _, _, _, method in rows])
+
+    def per_video(self) -> list[tuple[str, float, int, str]]:
+        """(video id, served video score, label, method) of each video with a track that counts, by id."""
+        rows: dict[str, list[int]] = {v: [] for v in sorted(set(self.videos))}
         for k, video in enumerate(self.videos):
             rows[video].append(k)
-        scores, labels, methods = [], [], []
-        for video in order:
-            k = np.array(rows[video])
+        out = []
+        for video, members in rows.items():
+            k = np.array(members)
             frames, counts = self.tracks[video]
             result = aggregate_faces(self.scores[k], self.frames[k], self.track_ids[k], frames, counts)
             if not np.isnan(result.video_score):
-                scores.append(result.video_score)
-                labels.append(int(self.labels[k[0]]))
-                methods.append(self.methods[k[0]])
-        return np.array(scores), np.array(labels, int), methods
+                out.append((video, result.video_score, int(self.labels[k[0]]), self.methods[k[0]]))
+        return out
 
     def metrics(self, calibration: Calibration = Calibration()) -> dict[str, dict[str, float]]:
         """Face and video metrics (``video`` also says how many videos had no track that counts, and, for a
@@ -122,18 +108,35 @@ class Scored:
                       self.track_ids[keep], self.tracks)
 
 
-class SplitScorer:
-    """Scores every face of one split of a prepared folder with a trained model, under a degradation or none."""
+SELF_BLEND = "self-blend"  # the method of the self-blended copies of a split's real videos
+BLENDED = "#self-blend"  # appended to a real video's id for its self-blended copy
 
-    def __init__(self, trained: TrainedModel, prepared: Path, split: str, workers: int = 0) -> None:
+
+class SplitScorer:
+    """Scores every face of one split of a prepared folder with a trained model, under a degradation or none.
+    ``self_blend``: beside each real video, its self-blended copy (every face blended, the same draw every time,
+    ``seed``), a fake video of method ``self-blend``: how a split of real videos alone is evaluated."""
+
+    def __init__(self, trained: TrainedModel, prepared: Path, split: str, workers: int = 0, *,
+                 self_blend: bool = False, seed: int = 0) -> None:
         self.trained = trained
         self.frames = FrameDataset(prepared, split, cutoff=trained.spec().cutoff)
-        self.methods = [self.frames.videos[ref.video].method for ref in self.frames.frames]
-        self.face_frames = np.array([ref.frame for ref in self.frames.frames])
-        self.face_tracks = np.array([ref.track for ref in self.frames.frames])
+        refs = list(range(len(self.frames.frames)))
+        blended = [i for i in refs if self.frames.labels_of(i) == 0] if self_blend else []
+        self.dataset = (SelfBlendedFrames(self.frames, keep_fakes=True, fixed=True, seed=seed) if self_blend
+                        else self.frames)
+        faces = [self.frames.frames[i] for i in refs + blended]
+        records = self.frames.videos
+        self.methods = [records[f.video].method for f in faces[:len(refs)]] + [SELF_BLEND] * len(blended)
+        self.video_ids = [records[f.video].video_id for f in faces[:len(refs)]] + [
+            records[f.video].video_id + BLENDED for f in faces[len(refs):]]
+        self.labels = np.array([self.frames.labels_of(i) for i in refs] + [1] * len(blended), int)
+        self.face_frames = np.array([f.frame for f in faces])
+        self.face_tracks = np.array([f.track for f in faces])
         self.tracks = {record.video_id: (record.frames, self.frames.track_counts(v))
-                       for v, record in enumerate(self.frames.videos)}
-        self.loader = DataLoader(self.frames, batch_size=32, num_workers=workers)
+                       for v, record in enumerate(records)}
+        self.tracks |= {video + BLENDED: self.tracks[video] for video in list(self.tracks) if self_blend}
+        self.loader = DataLoader(self.dataset, batch_size=32, num_workers=workers)
 
     def score(self, degrade: Callable | None = None, progress: bool = True, desc: str = "clean") -> Scored:
         """Raw face scores of the split, with what each belongs to."""
@@ -141,18 +144,19 @@ class SplitScorer:
         self.frames.degrade = degrade
         scores, _, _ = predict(model, self.loader, next(model.parameters()).device, self.trained.stage, progress,
                                desc=desc)
-        return Scored(scores, self.frames.labels, self.frames.video_ids, self.methods, self.face_frames,
-                      self.face_tracks, self.tracks)
+        return Scored(scores, self.labels, self.video_ids, self.methods, self.face_frames, self.face_tracks,
+                      self.tracks)
 
 
 def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test", jpeg: tuple[int, ...] = (),
              blur: tuple[float, ...] = (), workers: int = 0, progress: bool = True,
-             calibration: Calibration = Calibration()) -> dict:
+             calibration: Calibration = Calibration(), self_blend: bool = False) -> dict:
     """Score ``split`` of a prepared folder with ``checkpoint``; write metrics.json, metrics.md and roc.png.
-    With a ``calibration`` (``dfguard calibrate``), the video metrics include its calibration error there."""
+    With a ``calibration`` (``dfguard calibrate``), the video metrics include its calibration error there;
+    ``self_blend``: the split's real videos have their self-blended copies as fakes (``SplitScorer``)."""
     trained = load_model(checkpoint)
     spec = trained.spec()
-    scorer = SplitScorer(trained, prepared, split, workers)
+    scorer = SplitScorer(trained, prepared, split, workers, self_blend=self_blend)
     conditions: dict[str, Callable | None] = {"clean": None}
     conditions |= {f"jpeg{q}": degrade_jpeg(q) for q in jpeg} | {f"blur{s:g}": degrade_blur(s) for s in blur}
     results, clean, methods = {}, None, scorer.methods
@@ -166,6 +170,7 @@ def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test"
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps({"checkpoint": str(checkpoint), "preset": spec.preset,
                                                   "prepared": str(prepared), "split": split, "stage": trained.stage,
+                                                  "self_blend": self_blend,
                                                   "calibration": to_dict(calibration), "results": results},
                                                  indent=2))
     (out / "metrics.md").write_text(markdown_table(spec.preset, results))
@@ -212,15 +217,18 @@ def markdown_table(preset: str, results: dict) -> str:
 
 
 def training_families(checkpoint: Path) -> tuple[str, ...] | None:
-    """The fake families the run trained on (its ``config.json`` beside the checkpoint): () for a run that saw
-    no labelled fake (``--fakes self-blend``), None when unknown or every family of its data."""
+    """The fake families the run trained on (its ``config.json`` beside the checkpoint), ``self-blend`` among them
+    when it made its own (``--fakes self-blend`` or ``both``); None when unknown or every family of its data."""
     config = Path(checkpoint).parent / "config.json"
     if not config.is_file():
         return None
     data = json.loads(config.read_text()).get("data", {})
     if data.get("fakes") == "self-blend":
-        return ()
-    return tuple(data.get("methods") or ()) or None
+        return (SELF_BLEND,)
+    methods = tuple(data.get("methods") or ())
+    if data.get("fakes") == "both":
+        return (*methods, SELF_BLEND) if methods else None
+    return methods or None
 
 
 def family_groups(scored: Scored, seen: tuple[str, ...] | None) -> dict[str, Scored]:

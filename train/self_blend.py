@@ -26,6 +26,11 @@ from dfguard.faces.settings import PART_KEYPOINTS, CropConfig
 from .data import FrameDataset
 
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # SBI's: most fakes fully blended inside the mask
+# Where a forgery replaces a face: all of it (a face swap), its inner part from the brows to the chin between the
+# cheeks (a swap that keeps the face's outline), or the mouth and jaw (lip sync, a talking head's mouth). Each
+# region as (centre below the eyes, half height, half width) in eye-to-mouth distances (the first two) and in half
+# the ear-to-ear distance (the last).
+MASK_REGIONS = {"face": (0.6, 1.15, 1.0), "inner": (0.45, 0.95, 0.7), "lower": (1.2, 0.75, 0.75)}
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,12 @@ class BlendSettings:
     blur_sigma: tuple[float, float] = (0.01, 0.03)  # the mask's Gaussian blur
     deform: float = 0.06  # radial jitter of the ellipse
     ratios: tuple[float, ...] = BLEND_RATIOS
+    regions: tuple[str, ...] = ("face",)  # drawn from evenly (MASK_REGIONS)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.regions) - set(MASK_REGIONS)
+        if not self.regions or unknown:
+            raise ValueError(f"blend regions must be some of {sorted(MASK_REGIONS)}, got {list(self.regions)}")
 
 
 @dataclass(frozen=True)
@@ -55,30 +66,34 @@ class Blend:
     sigma: float  # mask blur, crop pixels
     radii: np.ndarray  # [16] radial jitter of the ellipse
     settings: BlendSettings = field(default_factory=BlendSettings)
+    region: str = "face"
 
 
 def draw_blend(rng: np.random.Generator, size: int, settings: BlendSettings = BlendSettings()) -> Blend:
     """Random alterations for a crop of ``size`` pixels."""
     s = settings
+    region = s.regions[int(rng.integers(len(s.regions)))] if len(s.regions) > 1 else s.regions[0]
     return Blend(gain=1 + rng.uniform(-s.contrast, s.contrast, 3),
                  offset=rng.uniform(-s.colour_shift, s.colour_shift, 3),
                  resample=float(rng.uniform(*s.resample)) if rng.random() < 0.7 else None,
                  scale=1 + float(rng.uniform(-s.max_scale, s.max_scale)),
                  shift=rng.uniform(-s.max_shift, s.max_shift, 2) * size, ratio=float(rng.choice(s.ratios)),
                  sigma=float(rng.uniform(*s.blur_sigma)) * size, radii=1 + rng.uniform(-s.deform, s.deform, 16),
-                 settings=s)
+                 settings=s, region=region)
 
 
 def face_mask(keypoints: np.ndarray, size: int, blend: Blend) -> np.ndarray:
-    """The blend mask ``[size, size]`` in [0, ratio]: a deformed ellipse from the brows (half the eye-to-mouth
-    distance above the eyes) to the chin (three quarters of it below the mouth), across to the ears (half the
-    distance between them each way), rotated with the eye line, blurred, times the blend ratio."""
+    """The blend mask ``[size, size]`` in [0, ratio]: a deformed ellipse over the blend's region, rotated with the
+    eye line, blurred, times the blend ratio. The whole face (``face``) reaches from the brows (half the
+    eye-to-mouth distance above the eyes) to the chin (three quarters of it below the mouth), across to the ears
+    (half the distance between them each way); ``inner`` and ``lower`` are smaller (``MASK_REGIONS``)."""
     eyes, mouth, ears = keypoints[:2].mean(0), keypoints[3], keypoints[4:6]
     drop = max(float(np.linalg.norm(mouth - eyes)), 1.0)
     down = (mouth - eyes) / drop  # unit vector from the eyes to the mouth
-    centre = eyes + down * 0.6 * drop
-    across = max(0.5 * float(np.linalg.norm(ears[0] - ears[1])), 1.0)
-    tall = 1.15 * drop
+    below, high, wide = MASK_REGIONS[blend.region]
+    centre = eyes + down * below * drop
+    across = max(0.5 * wide * float(np.linalg.norm(ears[0] - ears[1])), 1.0)
+    tall = high * drop
     theta = np.linspace(0, 2 * np.pi, len(blend.radii), endpoint=False)
     sideways = np.array([-down[1], down[0]])
     offsets = (np.cos(theta)[:, None] * across * sideways + np.sin(theta)[:, None] * tall * down) * blend.radii[:, None]
@@ -162,8 +177,8 @@ class SelfBlendedFrames(Dataset):
     worker by the DataLoader); ``fixed`` (validation) draws the same blend for an index every time."""
 
     def __init__(self, frames: FrameDataset, *, keep_fakes: bool, fixed: bool = False, seed: int = 0,
-                 crop: CropConfig = CropConfig()) -> None:
-        self.frames, self.fixed, self.seed, self.crop = frames, fixed, seed, crop
+                 crop: CropConfig = CropConfig(), settings: BlendSettings = BlendSettings()) -> None:
+        self.frames, self.fixed, self.seed, self.crop, self.settings = frames, fixed, seed, crop, settings
         labels = frames.labels
         kept = [i for i in range(len(frames)) if keep_fakes or labels[i] == 0]
         self.items = [(i, False) for i in kept] + [(i, True) for i in range(len(frames)) if labels[i] == 0]
@@ -185,6 +200,6 @@ class SelfBlendedFrames(Dataset):
         label = self.frames.labels_of(row)
         if blended:
             seed = (self.seed, index) if self.fixed else (self.seed, int(torch.randint(2**31, ())))
-            face, parts, _ = self_blend(face, parts, keypoints, np.random.default_rng(seed), self.crop)
+            face, parts, _ = self_blend(face, parts, keypoints, np.random.default_rng(seed), self.crop, self.settings)
             label = 1
         return self.frames.sample(face, parts, label, index)

@@ -1,7 +1,8 @@
 """``dfguard train``: stage 1 (binary head + supervised contrastive), then CDNet's stage 2 (cluster loss).
 
 * Checkpoints: ``last.pt`` after every epoch (a rerun resumes from it), ``stage1_best.pt`` / ``stage2_best.pt``
-  at the best validation frame AUC, and ``best.pt``, the model to evaluate and export. Stage 2 starts from
+  at the best validation frame AUC, and ``best.pt``, the model to evaluate and export: stage 2's best, or stage
+  1's when stage 2 never reached its validation AUC (``best_stage``). Stage 2 starts from
   ``stage1_best.pt`` and sets the centres from the training set (eq. 1); within an epoch they move by eq. (4),
   after it eq. (1) sets them again for the network as it now is; batch norm keeps its running statistics in
   stage 2, so training and inference embed alike. The centres are saved with the model.
@@ -172,12 +173,26 @@ def check_replicas(model: torch.nn.Module, runtime: Runtime) -> None:
 def training_frames(prepared: Path, split: str, config: ExperimentConfig, flip: bool = False
                     ) -> FrameDataset | SelfBlendedFrames:
     """A split's samples as ``config.data`` says: the data set's faces, or its real faces and self-blended fakes
-    of them (with its labelled fakes too for ``both``); validation's blends are the same every epoch."""
+    of them (with its labelled fakes too for ``both``); validation's blends are the same every epoch, and only
+    training crops get the upload augmentations."""
     data = config.data
-    frames = FrameDataset(prepared, split, cutoff=config.model.cutoff, flip=flip, methods=data.methods)
+    frames = FrameDataset(prepared, split, cutoff=config.model.cutoff, flip=flip, methods=data.methods,
+                          augment=data.augment if split == "train" else None)
     if data.fakes == "dataset":
         return frames
-    return SelfBlendedFrames(frames, keep_fakes=data.fakes == "both", fixed=split != "train", seed=config.seed)
+    return SelfBlendedFrames(frames, keep_fakes=data.fakes == "both", fixed=split != "train", seed=config.seed,
+                             settings=data.blend)
+
+
+def best_stage(history: list[dict], stage_two: bool) -> str:
+    """The checkpoint ``best.pt`` copies: stage 2's best, unless stage 2 ran and never reached the validation AUC
+    of stage 1's best (a cluster stage that diverged or overfitted: measured on real faces with self-blends, the
+    AUC fell from 0.83 to 0.71); then stage 1's, which scores by its logit."""
+    if not stage_two:
+        return "stage1_best.pt"
+    aucs = {stage: [e["val_auc"] for e in history if e.get("stage") == stage and "val_auc" in e] for stage in (1, 2)}
+    best = {stage: max((a for a in values if a == a), default=float("-inf")) for stage, values in aucs.items()}
+    return "stage2_best.pt" if best[2] >= best[1] else "stage1_best.pt"
 
 
 class Trainer:
@@ -244,7 +259,7 @@ class Trainer:
                 self.save("last.pt", progress, None)
         if progress.stage == 2 and self.config.stage2.epochs > 0:
             progress = self.stage(2, progress, optimizer_state)
-        best = "stage2_best.pt" if self.config.stage2.epochs > 0 else "stage1_best.pt"
+        best = best_stage(progress.history, self.config.stage2.epochs > 0)
         if self.runtime.is_main:
             (self.out / "best.pt").write_bytes((self.out / best).read_bytes())
             (self.out / "history.json").write_text(json.dumps(progress.history, indent=2))
