@@ -4,13 +4,15 @@ at several concurrencies, side by side in one run, against the decode-bound limi
 
     python -m benchmarks.pipeline [--workload small|hd] [--videos 16] [--num-frames 32] [--concurrency 1 2 4 8]
                                   [--rounds 3] [--no-write]
+    python -m benchmarks.pipeline --workload footage --videos DIR [...]
 
 Reports videos/s, faces/s, p50/p95 latency per video, the speed-up over (a) and the share of the decode-bound
 limit: PyAV/FFmpeg decoding exactly the frames the pipelines decode (every frame up to each sample, as
 ``dfguard.video.decode_frames`` does) and nothing else, with its best thread setting; no pipeline that decodes
 this way beats it on this machine. For the ensemble at its best concurrency, Triton's statistics per model (queue
 and compute time per request) say where the time goes. ``--workload hd``: the HD videos
-(``benchmarks.workload.hd_videos``: 720p and 1080p, 10 s, 1-3 people) instead of the small clips.
+(``benchmarks.workload.hd_videos``: 720p and 1080p, 10 s, 1-3 people) instead of the small clips;
+``--workload footage --videos DIR``: the real clips of DIR that are 720p or more (``footage_videos``).
 """
 
 from __future__ import annotations
@@ -193,14 +195,26 @@ def run(videos: list[Path], checkpoint: Path, repository: Path | None, num_frame
 
 WORKLOADS = {"small": "synthetic videos (320×240, 64 frames, H.264)",
              "hd": "HD videos (1280×720 and 1920×1080, 10 s at 25/30 fps, H.264 with a keyframe every 1-2 s, 1-3 "
-                   "people)"}
+                   "people)",
+             "footage": "real 720p and 1080p clips (studio, interviews, a music video, dancing, a street)"}
+
+
+def footage_videos(folder: Path) -> list[Path]:
+    """The 720p and 1080p videos under ``folder`` (at least 1280 × 720, either way up)."""
+    from dfguard.train.datasets import load_folder
+    from dfguard.video import probe_video
+
+    sizes = {r.path: probe_video(r.path) for r in load_folder(folder)}
+    return [path for path, info in sizes.items()
+            if min(info.width, info.height) >= 720 and max(info.width, info.height) >= 1280]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build the workload, run the limit and the three pipelines, print and record the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="small")
-    parser.add_argument("--videos", type=int, default=16, help="videos (at most 6 HD ones)")
+    parser.add_argument("--videos", default="16", help="how many videos (at most 6 HD ones); with --workload footage, "
+                        "the folder of real videos")
     parser.add_argument("--num-frames", type=int, default=32)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--rounds", type=int, default=3, help="times each pipeline scores the video list")
@@ -211,9 +225,12 @@ def main(argv: list[str] | None = None) -> int:
                         "preset with its initial weights (dual_stream, full: EfficientNet-B4 at 256 px)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    workload = build_workload(args.root, videos=args.videos)
+    footage = args.workload == "footage"
+    count = 16 if footage else int(args.videos)
+    workload = build_workload(args.root, videos=count)
     hd = args.workload == "hd"
-    videos = hd_videos(args.root, count=min(args.videos, 6)) if hd else workload.videos
+    videos = (footage_videos(Path(args.videos)) if footage else hd_videos(args.root, count=min(count, 6)) if hd
+              else workload.videos)
     if args.preset != "tiny":
         from dfguard.train.config import load_preset
 
@@ -251,9 +268,10 @@ def main(argv: list[str] | None = None) -> int:
                  f"are):\n\n{result.statistics}")
     print(body)
     if not args.no_write:
-        key = "pipeline-cpu" + ("-hd" if hd else "") + ("" if args.preset == "tiny" else f"-{args.preset}") + (
+        key = "pipeline-cpu" + ("-hd" if hd else "-footage" if footage else "") + (
+            "" if args.preset == "tiny" else f"-{args.preset}") + (
             "" if args.min_face_px == MIN_FACE_PX else f"-min-face-{args.min_face_px:g}")
-        title = ("Pipeline on HD uploads (CPU)" if hd else
+        title = ("Pipeline on HD uploads (CPU)" if hd else "Pipeline on real HD footage (CPU)" if footage else
                  "Pipeline: obvious script vs in-process vs Triton ensemble (CPU)") + (
             "" if args.preset == "tiny" else f", {args.preset} preset") + (
             "" if args.min_face_px == MIN_FACE_PX else f", faces from {args.min_face_px:g} px")
