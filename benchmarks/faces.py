@@ -4,7 +4,7 @@
 
 Frames are 640×360 and 1280×720 RGB with a real face (matplotlib's Grace Hopper) pasted at a different place
 in each frame. Ours: ``extract_faces`` (letterbox, one BlazeFace call for the whole batch, decoding, weighted
-NMS, face and part crops) and ``detect_faces_batch`` (the same without crops). mediapipe:
+NMS, face and part crops) and ``detect_whole_images`` (the same without crops). mediapipe:
 ``FaceDetection.process`` frame by frame (its API takes one image). Medians of interleaved rounds.
 """
 
@@ -18,7 +18,7 @@ from PIL import Image
 
 from benchmarks.results import calls_for, seconds_per_call, write_section
 from dfguard.faces.crops import extract_faces
-from dfguard.faces.detect import detect_faces_batch
+from dfguard.faces.detect import detect_whole_images
 from dfguard.progress import progress_bar
 
 SIZES = ((640, 360), (1280, 720))
@@ -67,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             frames = synthetic_frames(width, height, args.frames, rng)
             found = {
                 "ours: detect + crops (batched)": int(extract_faces(frames).found.sum()),
-                "ours: detect only (batched)": sum(bool(d) for d in detect_faces_batch(frames)),
+                "ours: detect only (batched)": sum(bool(d) for d in detect_whole_images(frames)),
                 "mediapipe FaceDetection (per frame)": sum(bool(reference.process(f).detections) for f in frames),
             }
             timing = measure({
                 "ours: detect + crops (batched)": lambda f=frames: extract_faces(f),
-                "ours: detect only (batched)": lambda f=frames: detect_faces_batch(f),
+                "ours: detect only (batched)": lambda f=frames: detect_whole_images(f),
                 "mediapipe FaceDetection (per frame)": lambda f=frames: [reference.process(x) for x in f],
             }, args.rounds)
             baseline = timing["mediapipe FaceDetection (per frame)"]

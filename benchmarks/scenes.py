@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.results import write_section
-from dfguard.faces.detect import detect_faces
+from dfguard.faces.detect import detect_whole_image
 from dfguard.faces.tiles import MIN_FACE_PX, detect_faces_tiled
 from dfguard.faces.weights import DETECTORS
 from dfguard.progress import progress_bar
@@ -59,8 +59,8 @@ def detectors() -> dict[str, Detector]:
         return lambda image: clip_boxes([d.box for d in run(image)], *image.shape[:2])
 
     return {
-        "ours, short range, whole frame": ours(lambda image: detect_faces(image, kind=SHORT)),
-        "ours, full range, whole frame": ours(lambda image: detect_faces(image, kind=FULL)),
+        "ours, short range, whole frame": ours(lambda image: detect_whole_image(image, kind=SHORT)),
+        "ours, full range, whole frame": ours(lambda image: detect_whole_image(image, kind=FULL)),
         f"ours, full range, tiled (min_face_px {MIN_FACE_PX})": ours(lambda image: detect_faces_tiled([image],
                                                                                                       FULL)[0]),
         "mediapipe, short range": mediapipe_boxes(0),

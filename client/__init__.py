@@ -1,6 +1,10 @@
 """Clients of the Triton ensembles: ``DeepfakeClient`` (blocking), ``AsyncDeepfakeClient`` (``asyncio``), and
-batch scoring (``dfguard score``: ``client.batch``)."""
+batch scoring (``dfguard score``: ``client.batch``). Their answers are ``dfguard.answer``'s ``Score``, ``Face`` and
+``Track``."""
 
-from .grpc_client import AsyncDeepfakeClient, Connection, DeepfakeClient, RetryPolicy, Score, ScoringError
+from dfguard.answer import Face, Score, Track
 
-__all__ = ["AsyncDeepfakeClient", "Connection", "DeepfakeClient", "RetryPolicy", "Score", "ScoringError"]
+from .grpc_client import AsyncDeepfakeClient, Connection, DeepfakeClient, RetryPolicy, ScoringError
+
+__all__ = ["AsyncDeepfakeClient", "Connection", "DeepfakeClient", "Face", "RetryPolicy", "Score", "ScoringError",
+           "Track"]

@@ -1,7 +1,8 @@
 """``dfguard score``: score many videos and images, N in flight, one record per input, resumable.
 
-A scorer turns ``(path, bytes)`` into a ``Score``: over gRPC (``RemoteScorer``, one client per worker thread) or
-in-process (``LocalScorer``, the PyTorch pipeline, for users without a server). Workers read, hash and score;
+A scorer turns ``(path, bytes)`` into a ``dfguard.answer.Score``: over gRPC (``RemoteScorer``, one client per
+worker thread) or any other callable (``dfguard.pipeline.LocalScorer`` scores in process; the CLI passes it in, so
+the client never imports the pipeline). Workers read, hash and score;
 only the main thread writes records, so the results file never sees two writers.
 """
 
@@ -13,12 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .grpc_client import RETRYABLE, Connection, DeepfakeClient, Face, RetryPolicy, Score, ScoringError, faces_and_tracks
+from dfguard.answer import Score
+
+from .grpc_client import RETRYABLE, Connection, DeepfakeClient, RetryPolicy, ScoringError
 from .inputs import media_kind
 from .replicas import Replicas
 from .results import STATUSES, Record, ResultsFile
@@ -59,30 +62,6 @@ class RemoteScorer:
                 continue
             self.replicas.release(index, failed=False)
             return replace(score, attempts=sends)
-
-
-class LocalScorer:
-    """Scores in this process with a training checkpoint (``dfguard.pipeline.LocalDetector``)."""
-
-    def __init__(self, checkpoint: Path, num_frames: int | None = None, spec: Path | None = None) -> None:
-        from dfguard.inference.spec import read_spec
-        from dfguard.pipeline import LocalDetector
-        from dfguard.video import DEFAULT_FRAMES
-
-        self.detector = LocalDetector(checkpoint, read_spec(spec) if spec else None)
-        self.num_frames = num_frames or DEFAULT_FRAMES
-        self.model = f"local:{Path(checkpoint).name}"
-        self._lock = threading.Lock()  # one model, one forward at a time
-
-    def __call__(self, kind: str, data: bytes) -> Score:
-
-        with self._lock:
-            local = self.detector.score(data, self.num_frames) if kind == "video" else self.detector.score_image(data)
-        result = local.scores
-        faces, tracks = faces_and_tracks(result.face_scores, local.faces.frame, local.faces.boxes, local.faces.track,
-                                         result.track_scores, local.frame_index)
-        return Score(result.video_score, result.verdict, result.frame_scores.astype(np.float32), local.frame_index,
-                     self.model, "", 1, faces, tracks)
 
 
 Scorer = Callable[[str, bytes], Score]
@@ -149,13 +128,8 @@ def make_record(path: Path, digest: str, kind: str, outcome: Score | Exception, 
                   frame_index=[int(i) for i in outcome.frame_index],
                   frame_scores=[None if math.isnan(s) else round(float(s), 6) for s in outcome.frame_scores],
                   model=outcome.model, model_version=outcome.model_version, attempts=outcome.attempts,
-                  seconds=round(seconds, 3), faces=[face_record(face) for face in outcome.faces],
-                  tracks=[{**asdict(track), "score": round(track.score, 6)} for track in outcome.tracks])
-
-
-def face_record(face: Face) -> dict:
-    """A face as a results-file record (scores to 6 digits, boxes to 0.01 px)."""
-    return {"frame": face.frame, "box": list(face.box), "track": face.track, "score": round(face.score, 6)}
+                  seconds=round(seconds, 3), faces=tuple(face.rounded() for face in outcome.faces),
+                  tracks=tuple(track.rounded() for track in outcome.tracks))
 
 
 def score_one(path: Path, scorer: Scorer, done: dict[tuple[str, str], Record]) -> tuple[Record, bool]:
@@ -256,5 +230,5 @@ def face_frames(record: Record) -> dict[int, np.ndarray]:
     data = Path(record.path).read_bytes()
     if record.kind != "video":
         return {0: read_image(data)}
-    wanted = sorted({face["frame"] for face in record.faces or []})
+    wanted = sorted({face.frame for face in record.faces or ()})
     return dict(zip(wanted, decode_frames(data, np.array(wanted)), strict=True))

@@ -2,7 +2,7 @@
 
 Every call has a deadline; transient failures (``UNAVAILABLE``: the server restarting or unreachable,
 ``DEADLINE_EXCEEDED``) are retried with exponential backoff and jitter, anything else (``INVALID_ARGUMENT``: the
-input is bad) raises ``ScoringError`` at once. Results are typed: ``Score``.
+input is bad) raises ``ScoringError`` at once. Results are ``dfguard.answer.Score``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from dfguard.answer import Score, faces_and_tracks
 from dfguard.errors import DfguardError
 
 VIDEO_MODEL = "deepfake_video"
@@ -80,66 +81,6 @@ class Connection:
 
 def _path(path: Path | None) -> str | None:
     return str(path) if path else None
-
-
-@dataclass(frozen=True)
-class Face:
-    """One face: the video frame it was found in (a value of ``Score.frame_index``), its box (x0, y0, x1, y1 in
-    that frame's pixels), its track and P(fake)."""
-
-    frame: int
-    box: tuple[float, float, float, float]
-    track: int
-    score: float
-
-
-@dataclass(frozen=True)
-class Track:
-    """One person in one shot: its id, P(fake) (the mean of its faces), how many faces, first and last frame."""
-
-    id: int
-    score: float
-    faces: int
-    first_frame: int
-    last_frame: int
-
-
-@dataclass(frozen=True)
-class Score:
-    """The answer for one video (or image): P(fake) of the video (the most suspicious track that counts; NaN when
-    no face was found), its verdict (``fake``, ``real``, ``uncertain``, ``no_face``), per-frame scores (a
-    frame's highest face score) with the indices of those frames in the video, every face and every track, which
-    model answered, and how many sends it took."""
-
-    score: float
-    verdict: str
-    frame_scores: np.ndarray
-    frame_index: np.ndarray
-    model: str
-    model_version: str
-    attempts: int = 1
-    faces: tuple[Face, ...] = ()
-    tracks: tuple[Track, ...] = ()
-
-    @property
-    def top_track(self) -> Track | None:
-        """The track with the highest score (None without faces)."""
-        return max(self.tracks, key=lambda t: t.score, default=None)
-
-
-def faces_and_tracks(face_scores: np.ndarray, face_frame: np.ndarray, face_box: np.ndarray, face_track: np.ndarray,
-                     track_scores: np.ndarray, frame_index: np.ndarray) -> tuple[tuple[Face, ...], tuple[Track, ...]]:
-    """``Face`` and ``Track`` records from the ensemble's per-face outputs (``face_frame``: positions among the
-    sampled frames, mapped to video frames through ``frame_index``)."""
-    frames = np.asarray(frame_index, np.int64)[np.asarray(face_frame, np.int64)]
-    faces = tuple(Face(int(f), tuple(round(float(v), 2) for v in box), int(t), float(s))
-                  for f, box, t, s in zip(frames, np.asarray(face_box).reshape(-1, 4), face_track, face_scores,
-                                          strict=True))
-    tracks = []
-    for track_id, score in enumerate(np.asarray(track_scores, np.float64)):
-        seen = frames[np.asarray(face_track) == track_id]
-        tracks.append(Track(track_id, float(score), len(seen), int(seen.min()), int(seen.max())))
-    return faces, tuple(tracks)
 
 
 def encoded_input(grpc_module: Any, name: str, data: bytes) -> Any:

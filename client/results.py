@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from dfguard.answer import Face, Track, top_track
 from dfguard.appendfile import AppendOnlyFile
 
 STATUSES = ("ok", "no_face", "error")
@@ -25,8 +26,8 @@ STATUSES = ("ok", "no_face", "error")
 class Record:
     """One input's outcome. ``score`` is P(fake) (None without faces or on error); ``verdict`` the model's
     (its verdict thresholds); ``frame_index``/``frame_scores``: the frames looked at and their scores (None
-    without a face); ``faces``: every face (``frame``, ``box``, ``track``, ``score``), ``tracks``: every track
-    (``id``, ``score``, ``faces``, ``first_frame``, ``last_frame``); ``error``: why it failed. A CSV row keeps
+    without a face); ``faces`` and ``tracks``: every face and track (``dfguard.answer``; a JSON object each, with
+    those fields); ``error``: why it failed. A CSV row keeps
     the top track only (``TOP_TRACK``). Whether an input is flagged is not stored: it depends on the
     reader's ``flag_at`` (``is_flagged``), so a file and a summary can never disagree."""
 
@@ -44,8 +45,8 @@ class Record:
     attempts: int | None = None
     seconds: float | None = None
     error: str | None = None
-    faces: list[dict] | None = None
-    tracks: list[dict] | None = None
+    faces: tuple[Face, ...] | None = None
+    tracks: tuple[Track, ...] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -56,11 +57,21 @@ class Record:
         """The one flagging rule: a score at or above ``flag_at`` (never an input without a score)."""
         return self.score is not None and self.score >= flag_at
 
-
     @property
-    def top_track(self) -> dict | None:
+    def top_track(self) -> Track | None:
         """The track with the highest score (None without tracks)."""
-        return max(self.tracks or [], key=lambda t: t["score"], default=None)
+        return top_track(self.tracks)
+
+    @classmethod
+    def from_values(cls, values: dict, wanted: frozenset[str]) -> Record:
+        """The record of a JSONL line's values, its ``wanted`` fields only (keys of older versions, such as a stored
+        ``flagged``, are dropped: a record is what this version writes)."""
+        kept = {k: v for k, v in values.items() if k in wanted}
+        if kept.get("faces") is not None:
+            kept["faces"] = tuple(Face.from_dict(face) for face in kept["faces"])
+        if kept.get("tracks") is not None:
+            kept["tracks"] = tuple(Track.from_dict(track) for track in kept["tracks"])
+        return cls(**kept)
 
 
 FIELDS = [f.name for f in fields(Record)]
@@ -176,9 +187,8 @@ class ResultsFile:
 
     @staticmethod
     def parse_line(line: str | bytes, wanted: frozenset[str] = ALL_FIELDS) -> Record:
-        """The record of one JSONL line, its ``wanted`` fields only (keys of older versions, such as a stored
-        ``flagged``, are dropped: a record is what this version writes)."""
-        return Record(**{k: v for k, v in json.loads(line).items() if k in wanted})
+        """The record of one JSONL line, its ``wanted`` fields only (``Record.from_values``)."""
+        return Record.from_values(json.loads(line), wanted)
 
     def line(self, record: Record) -> str:
         """One record as this file writes it: a JSONL line, or its CSV row (rows, one per face)."""
@@ -187,7 +197,7 @@ class ResultsFile:
             return json.dumps(values, allow_nan=False) + "\n"
         row = {k: (json.dumps(v) if k in LIST_FIELDS and v is not None else v) for k, v in values.items()
                if k not in NESTED}
-        top = record.top_track or {}
+        top = asdict(record.top_track) if record.top_track else {}
         row |= {f"top_track_{k}": top.get(k) for k in TOP_TRACK}
         if row["error"]:
             row["error"] = " ".join(row["error"].split())  # one record, one line
@@ -198,10 +208,9 @@ class ResultsFile:
             csv.DictWriter(buffer, CSV_FIELDS, lineterminator="\n").writerow(row)
             return buffer.getvalue()
         writer = csv.DictWriter(buffer, CSV_FIELDS + FACE_FIELDS, lineterminator="\n")
-        for face in record.faces or [{}]:
-            box = face.get("box") or [None] * 4
-            writer.writerow(row | dict(zip(FACE_FIELDS, [face.get("frame"), *box, face.get("track"),
-                                                         face.get("score")], strict=True)))
+        for face in record.faces or [None]:
+            values = [face.frame, *face.box, face.track, face.score] if face else [None] * len(FACE_FIELDS)
+            writer.writerow(row | dict(zip(FACE_FIELDS, values, strict=True)))
         return buffer.getvalue()
 
     def _read(self, outline: bool = False) -> tuple[list[Record], bool]:
@@ -223,8 +232,8 @@ class ResultsFile:
 
     def _from_face_rows(self, rows: list[dict[str, str]]) -> Record:
         record = self._from_csv_row(rows[0])
-        faces = [{"frame": int(r["face_frame"]), "box": [float(r[f"face_{k}"]) for k in ("x0", "y0", "x1", "y1")],
-                  "track": int(r["face_track"]), "score": float(r["face_score"])} for r in rows if r["face_frame"]]
+        faces = tuple(Face(int(r["face_frame"]), tuple(float(r[f"face_{k}"]) for k in ("x0", "y0", "x1", "y1")),
+                           int(r["face_track"]), float(r["face_score"])) for r in rows if r["face_frame"])
         return replace(record, faces=faces)
 
     @staticmethod
@@ -245,5 +254,4 @@ class ResultsFile:
         record = Record(**{name: value(name, row.get(name) or "") for name in FIELDS if name not in NESTED})
         if not row.get("top_track_id"):
             return record
-        top = {k: (float if k == "score" else int)(row[f"top_track_{k}"]) for k in TOP_TRACK}
-        return replace(record, tracks=[top])
+        return replace(record, tracks=(Track.from_dict({k: row[f"top_track_{k}"] for k in TOP_TRACK}),))

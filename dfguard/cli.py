@@ -96,14 +96,12 @@ def add_faces_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_faces(args: argparse.Namespace) -> int:
     """Detect faces, draw them and the crops the models see, and list them."""
-    from dfguard.faces.tiles import detect_faces_tiled
-    from dfguard.faces.weights import detector_kind
+    from dfguard.faces.search import detect_faces
     from dfguard.image import read_image
     from dfguard.visualize import plot_faces
 
     image, (detector, _) = read_image(args.image), face_settings(args)
-    found = detect_faces_tiled([image], detector_kind(detector.name), min_face_px=detector.min_face_px,
-                               min_score=detector.min_score)[0]
+    found = detect_faces(image, detector)  # what the service finds in this image
     plot_faces(image, args.out, title=args.image.name, detections=found)
     for face in found:
         box = ", ".join(f"{v:.0f}" for v in face.box)
@@ -449,7 +447,7 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_score(args: argparse.Namespace) -> int:
     """Score files over gRPC (or in-process); exit 1 when any input failed."""
-    from dfguard.client.batch import LocalScorer, RemoteScorer, plot_results, score_files
+    from dfguard.client.batch import RemoteScorer, plot_results, score_files
     from dfguard.client.grpc_client import Connection, RetryPolicy
     from dfguard.client.inputs import collect_inputs
     from dfguard.client.shards import merge_shards, parse_shard, select_shard
@@ -475,6 +473,8 @@ def run_score(args: argparse.Namespace) -> int:
         total, paths = len(paths), select_shard(paths, index, count)
         print(f"shard {index}/{count}: {len(paths)} of {total} inputs")
     if args.local:
+        from dfguard.pipeline import LocalScorer
+
         scorer = LocalScorer(args.local, args.num_frames, args.spec)
     else:
         urls = args.url or [Connection.url]  # the client's default endpoint

@@ -38,22 +38,11 @@ class Explanation:
         scores = self.result.scores
         lines = [f"verdict {scores.verdict}, video P(fake) {scores.video_score:.3f}, "
                  f"{len(self.result.faces)} faces in {len(scores.track_scores)} tracks"]
-        for track in face_and_track_records(self.result)[1]:
-            counted = "" if self.result.faces.track_counts[track["id"]] else " (too few faces to count)"
-            lines.append(f"  track {track['id']}: P(fake) {track['score']:.3f} over {track['faces']} faces{counted}")
+        for track in self.result.answer().tracks:
+            counted = "" if self.result.faces.track_counts[track.id] else " (too few faces to count)"
+            lines.append(f"  track {track.id}: P(fake) {track.score:.3f} over {track.faces} faces{counted}")
         lines += [f"  {name}: {path}" for name, path in self.pictures.items()]
         return "\n".join(lines)
-
-
-def face_and_track_records(result: LocalResult) -> tuple[list[dict], list[dict]]:
-    """The faces and tracks as the results file holds them (``Face``, ``Track``), which ``plot_tracks`` reads."""
-    from dataclasses import asdict
-
-    from dfguard.client.grpc_client import faces_and_tracks
-
-    faces, tracks = faces_and_tracks(result.scores.face_scores, result.faces.frame, result.faces.boxes,
-                                     result.faces.track, result.scores.track_scores, result.frame_index)
-    return [asdict(f) for f in faces], [asdict(t) for t in tracks]
 
 
 def most_suspicious_face(result: LocalResult) -> int | None:
@@ -148,7 +137,8 @@ def explain_video(detector: LocalDetector, video: Path, out: Path, *, num_frames
     frames = read_frames(video, num_frames)
     result = detector.score_frames(frames.images, frames.indices)
     scores, name = result.scores, Path(video).name
-    faces, tracks = face_and_track_records(result)
+    answer = result.answer()
+    faces, tracks = answer.faces, answer.tracks
     pictures = {"faces": plot_boxed_frames(frames.images, result, out / "faces.png", title=name)}
     crops = track_crops(dict(zip(frames.indices.tolist(), frames.images, strict=True)), faces) if faces else None
     pictures["timeline"] = plot_tracks(frames.indices.tolist(), scores.frame_scores.tolist(), out / "timeline.png",
@@ -158,7 +148,7 @@ def explain_video(detector: LocalDetector, video: Path, out: Path, *, num_frames
     if worst is not None:
         crop = crop_faces(frames.images, result.faces, detector.spec.crop).faces[worst].transpose(1, 2, 0)
         plot_dct_map(np.ascontiguousarray(crop), out / "frequency.png", cutoff=detector.spec.cutoff,
-                     title=f"track {result.faces.track[worst]}, frame {faces[worst]['frame']}: "
+                     title=f"track {result.faces.track[worst]}, frame {faces[worst].frame}: "
                            f"P(fake) {scores.face_scores[worst]:.2f}")
         pictures["frequency"] = out / "frequency.png"
     if detector.spec.score_rule == "cluster" and len(result.faces):

@@ -8,12 +8,14 @@ the model and its serving spec through ``dfguard.inference``, never through trai
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dfguard.answer import Score, faces_and_tracks
 from dfguard.faces.crops import crop_faces
 from dfguard.faces.detect import in_process_detector
 from dfguard.faces.search import FoundFaces, find_faces
@@ -35,6 +37,14 @@ class LocalResult:
     faces: FoundFaces
     frame_index: np.ndarray
     embeddings: np.ndarray
+
+    def answer(self, model: str = "local") -> Score:
+        """The result as the client's answer (``dfguard.answer.Score``), ``model`` naming what answered."""
+        scores = self.scores
+        faces, tracks = faces_and_tracks(scores.face_scores, self.faces.frame, self.faces.boxes, self.faces.track,
+                                         scores.track_scores, self.frame_index)
+        return Score(scores.video_score, scores.verdict, scores.frame_scores.astype(np.float32), self.frame_index,
+                     model, "", 1, faces, tracks)
 
 
 class LocalDetector:
@@ -74,3 +84,21 @@ class LocalDetector:
         scores = self.scorer.score_faces(embeddings, output.logit.numpy(), faces.frame, faces.track, len(frames),
                                          self.spec.tracks)
         return LocalResult(scores, faces, np.asarray(frame_index, np.int64), embeddings[: len(faces)])
+
+
+class LocalScorer:
+    """A scorer for batch scoring (``dfguard.client.batch.score_files``) in this process: ``(kind, bytes)`` →
+    ``Score`` with a training checkpoint, for users without a server (``dfguard score --local``)."""
+
+    def __init__(self, checkpoint: Path, num_frames: int | None = None, spec: Path | None = None) -> None:
+        from dfguard.inference.spec import read_spec
+
+        self.detector = LocalDetector(checkpoint, read_spec(spec) if spec else None)
+        self.num_frames = num_frames or DEFAULT_FRAMES
+        self.model = f"local:{Path(checkpoint).name}"
+        self._lock = threading.Lock()  # one model, one forward at a time
+
+    def __call__(self, kind: str, data: bytes) -> Score:
+        with self._lock:
+            local = self.detector.score(data, self.num_frames) if kind == "video" else self.detector.score_image(data)
+        return local.answer(self.model)

@@ -3,10 +3,12 @@ contact sheets of each track's faces, score histograms."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from dfguard.answer import Face, Track
 from dfguard.kernels import BLOCK, dct_highpass, freq_vector
 
 
@@ -42,17 +44,20 @@ def plot_dct_map(image: np.ndarray, out: Path, *, cutoff: int = 4, backend: str 
 
 
 def plot_faces(image: np.ndarray, out: Path, *, title: str = "", detections: list | None = None) -> int:
-    """Save a PNG of the frame with every detected box and keypoint (``detections``, by default short-range
-    BlazeFace's), and the crops the models see (the largest face at 256×256 and its four 64×64 parts). Returns
-    the number of faces."""
+    """Save a PNG of the frame with every detected box and keypoint (``detections``, by default those the
+    service finds, ``dfguard.faces.search.detect_faces``), and the crops the models see (the largest face at
+    256×256 and its four 64×64 parts). Returns the number of faces."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     from dfguard.faces.crops import crop_frames
-    from dfguard.faces.detect import KEYPOINT_NAMES, detect_faces
+    from dfguard.faces.detect import KEYPOINT_NAMES
     from dfguard.faces.settings import PART_NAMES
 
-    detections = detect_faces(image) if detections is None else detections
+    if detections is None:
+        from dfguard.faces.search import detect_faces
+
+        detections = detect_faces(image)
     crops = crop_frames([image], [detections])
     fig = Figure(figsize=(14, 5.2), layout="constrained")
     grid = fig.add_gridspec(2, 5, width_ratios=[3.2, 2, 1, 1, 0.01])
@@ -80,22 +85,22 @@ def plot_faces(image: np.ndarray, out: Path, *, title: str = "", detections: lis
     return len(detections)
 
 
-def track_crops(frames: dict[int, np.ndarray], faces: list[dict], per_track: int = 8, size: int = 96
-                ) -> dict[int, list[tuple[np.ndarray, dict]]]:
+def track_crops(frames: dict[int, np.ndarray], faces: Sequence[Face], per_track: int = 8, size: int = 96
+                ) -> dict[int, list[tuple[np.ndarray, Face]]]:
     """Up to ``per_track`` face crops of each track (spread over its faces), cut from ``frames`` (video frame
     number → RGB frame) around each face's box as the models see them (square, margin 1.3): track → (crop, face)."""
     from dfguard.faces.crops import cut_square, square_around
 
-    by_track: dict[int, list[dict]] = {}
+    by_track: dict[int, list[Face]] = {}
     for face in faces:
-        by_track.setdefault(face["track"], []).append(face)
+        by_track.setdefault(face.track, []).append(face)
     sheet = {}
     for track, members in sorted(by_track.items()):
         chosen = [members[k] for k in np.unique(np.linspace(0, len(members) - 1, per_track).round().astype(int))]
         row = []
         for face in chosen:
-            frame = frames[face["frame"]]
-            x0, y0, x1, y1 = face["box"]
+            frame = frames[face.frame]
+            x0, y0, x1, y1 = face.box
             square = square_around(np.array([(x0 + x1) / 2, (y0 + y1) / 2], np.float32),
                                    1.3 * max(x1 - x0, y1 - y0), *frame.shape[:2])
             row.append((cut_square(frame, square, size).transpose(1, 2, 0), face))
@@ -103,8 +108,9 @@ def track_crops(frames: dict[int, np.ndarray], faces: list[dict], per_track: int
     return sheet
 
 
-def plot_tracks(frame_index: list[int], frame_scores: list[float | None], out: Path, *, faces: list[dict] | None = None,
-                tracks: list[dict] | None = None, crops: dict[int, list[tuple[np.ndarray, dict]]] | None = None,
+def plot_tracks(frame_index: list[int], frame_scores: list[float | None], out: Path, *,
+                faces: Sequence[Face] | None = None, tracks: Sequence[Track] | None = None,
+                crops: dict[int, list[tuple[np.ndarray, Face]]] | None = None,
                 title: str = "", flag_at: float = 0.5, verdict: str = "", video_score: float | None = None) -> Path:
     """Save a PNG of a video's scores: a timeline of P(fake) along its frames, one line per track (or the frame
     scores when the faces are not known), frames without a face as grey bands, the threshold and the video score
@@ -124,9 +130,9 @@ def plot_tracks(frame_index: list[int], frame_scores: list[float | None], out: P
     colours = [f"C{k % 10}" for k in range(10)]
     if faces and tracks:
         for track in tracks:
-            own = sorted((f["frame"], f["score"]) for f in faces if f["track"] == track["id"])
-            ax.plot(*zip(*own, strict=True), "o-", color=colours[track["id"] % 10], markersize=3,
-                    label=f"track {track['id']}: {track['score']:.3f} ({track['faces']} faces)")
+            own = sorted((f.frame, f.score) for f in faces if f.track == track.id)
+            ax.plot(*zip(*own, strict=True), "o-", color=colours[track.id % 10], markersize=3,
+                    label=f"track {track.id}: {track.score:.3f} ({track.faces} faces)")
     else:
         ax.plot(index, scores, "o-", color="tab:red", markersize=3, label="frame P(fake)")
     ax.axhline(flag_at, color="0.3", linewidth=1, label=f"flagged at {flag_at:.3g}")
@@ -144,7 +150,7 @@ def plot_tracks(frame_index: list[int], frame_scores: list[float | None], out: P
             for spine in cell.spines.values():
                 spine.set_color(colours[track % 10])
                 spine.set_linewidth(2)
-            cell.set_title(f"frame {face['frame']}: {face['score']:.2f}", fontsize=7)
+            cell.set_title(f"frame {face.frame}: {face.score:.2f}", fontsize=7)
             if c == 0:
                 cell.set_ylabel(f"track {track}", fontsize=8)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -69,12 +69,19 @@ def describe(shape: tuple[int, ...], dtype: Any) -> Layout:
     return Layout(tuple(int(d) for d in lead), int(height), int(width), rgb)
 
 
-def check_options(cutoff: int, output: str) -> None:
-    """Raise ``ValueError``/``TypeError`` unless ``cutoff`` is an int in 0..8 and ``output`` a known mode."""
+def check_cutoff(cutoff: int) -> None:
+    """The one check of a DCT cutoff, for the kernels and every config that carries one: an int in 0..8, the
+    number of lowest frequencies per axis taken out of each 8×8 block (0: none, the whole signal)."""
     if isinstance(cutoff, bool) or not isinstance(cutoff, (int, np.integer)):
         raise TypeError(f"cutoff must be an int in 0..{BLOCK}, got {cutoff!r}")
     if not 0 <= cutoff <= BLOCK:
         raise ValueError(f"cutoff must be in 0..{BLOCK}, got {cutoff}")
+
+
+def check_options(cutoff: int, output: str) -> None:
+    """Raise ``ValueError``/``TypeError`` unless ``cutoff`` passes ``check_cutoff`` and ``output`` is a known
+    mode."""
+    check_cutoff(cutoff)
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from helpers import SEED
 
 if TYPE_CHECKING:
     from dfguard.train.scenes import PeopleVideo
@@ -21,9 +22,6 @@ if not HAS_NVIDIA_DEVICE:
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 
-# One seed for every random choice the tests make (inputs and the training run): fixed, so a run is repeatable;
-# DFGUARD_TEST_SEED picks another one (CI or a person hunting for a margin that is only noise).
-SEED = int(os.environ.get("DFGUARD_TEST_SEED", "0"))
 
 
 @pytest.fixture
@@ -58,11 +56,18 @@ def repository(trained, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def served(repository):
-    """The CPU ensemble in a real tritonserver on free ports, shared by the serving and client tests."""
+def tritonserver():
+    """``TritonServer``, for a test that starts servers of its own: asking for it makes the test an integration
+    test (``pytest_collection_modifyitems``)."""
     from dfguard.serving.server import TritonServer
 
-    with TritonServer(repository) as server:
+    return TritonServer
+
+
+@pytest.fixture(scope="session")
+def served(repository, tritonserver):
+    """The CPU ensemble in a real tritonserver on free ports, shared by the serving and client tests."""
+    with tritonserver(repository) as server:
         yield server
 
 
@@ -83,17 +88,19 @@ def two_people(tmp_path_factory) -> dict[str, PeopleVideo]:
             for name, family in (("forged", SEEN[0]), ("real", None))}
 
 
-# Markers by what a test needs: a trained model or prepared data is slow (built once per session, minutes);
-# a real tritonserver is an integration test. `make test-fast` runs the rest (`-m "not slow and not integration"`).
+# Markers by what a test needs, read from the fixtures it uses (directly or through other fixtures): a trained
+# model or prepared data is slow (built once per session, minutes); a real tritonserver (``served``, or
+# ``tritonserver`` to start one) is an integration test. `make test-fast` runs the rest
+# (`-m "not slow and not integration"`).
 SLOW_FIXTURES = {"prepared", "trained", "repository"}
-SERVER_MODULES = {"test_serving", "test_ensemble", "test_client", "test_score", "test_hostile", "test_faults",
-                  "test_calibrate"}
+SERVER_FIXTURES = {"served", "tritonserver"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each collected test ``slow`` and/or ``integration`` from its fixtures and module."""
+    """Mark each collected test ``slow`` and/or ``integration`` from its fixtures."""
     for item in items:
-        if SLOW_FIXTURES & set(item.fixturenames):
+        used = set(item.fixturenames)
+        if SLOW_FIXTURES & used:
             item.add_marker(pytest.mark.slow)
-        if "served" in item.fixturenames or item.module.__name__.rsplit(".", 1)[-1] in SERVER_MODULES:
+        if SERVER_FIXTURES & used:
             item.add_marker(pytest.mark.integration)

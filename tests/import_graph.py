@@ -1,29 +1,36 @@
 """The import graph of the source tree, read statically (every ``import``, also inside functions), and its layers.
 
-``tests/test_architecture.py`` checks the contract on it; run as a script it draws the dependency picture:
+``tests/test_architecture.py`` checks the contract on it; run as a script it draws the dependency picture and
+writes the module index of docs/architecture.md (a test fails when either is out of date):
 
-    python tests/import_graph.py docs/dependencies.png
+    python tests/import_graph.py
 
 Layers, lowest first: a module may import its own layer and the ones below, never one above. Within the
-application layer, serving, the in-process pipeline and the client stay apart, except that the client may score
-in process through the pipeline.
+application layer, serving, the in-process pipeline and the client stay apart: they share the answer
+(``dfguard.answer``, at the bottom), and whatever uses two of them (the CLI, the demo) sits above. No module
+imports itself back through others (``cycles``), inside a layer either.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import itertools
+import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+MODULES_BEGIN, MODULES_END = "<!-- modules:begin -->", "<!-- modules:end -->"
 # source folder → the package it installs as (setup.py's package_dir)
 SOURCES = {"dfguard": "dfguard", "kernels": "dfguard.kernels", "train": "dfguard.train", "client": "dfguard.client",
            "benchmarks": "benchmarks"}
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("dfguard.kernels", "dfguard.paths", "dfguard.errors", "dfguard.extras", "dfguard.config", "dfguard.appendfile",
-     "dfguard.progress"),
+     "dfguard.progress", "dfguard.answer"),
     ("dfguard.faces", "dfguard.video", "dfguard.image", "dfguard.calibration", "dfguard.scoring",
      "dfguard.onnx_export"),
     ("dfguard.inference", "dfguard.visualize"),
@@ -32,7 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dfguard.cli", "dfguard", "benchmarks"),
 )
 APART = {"dfguard.serving": ("dfguard.pipeline", "dfguard.client"), "dfguard.pipeline": ("dfguard.serving",
-         "dfguard.client"), "dfguard.client": ("dfguard.serving",),
+         "dfguard.client"), "dfguard.client": ("dfguard.serving", "dfguard.pipeline"),
          "dfguard.explain": ("dfguard.serving",)}
 
 
@@ -47,7 +54,8 @@ def module_name(path: Path) -> str:
 
 def source_files() -> list[Path]:
     """Every Python file of the packages (tests and the model repository's thin stubs are not part of them)."""
-    return sorted(p for folder in SOURCES for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts)
+    return sorted(p for folder in SOURCES for p in (ROOT / folder).rglob("*.py")
+                  if not any(part == "__pycache__" or part.startswith(".") for part in p.relative_to(ROOT).parts))
 
 
 def imports_of(path: Path) -> set[str]:
@@ -106,12 +114,102 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
     return found
 
 
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every circle of imports between modules (each as the modules around it, the first repeated at the end),
+    found as the strongly connected components of more than one module (Tarjan), one circle shown per component."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in sorted(graph.get(module, ())):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                components.append(component)
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return [circle_in(graph, component) for component in components]
+
+
+def circle_in(graph: dict[str, set[str]], component: set[str]) -> list[str]:
+    """One circle through a strongly connected ``component``: from its first module, along imports inside it,
+    back to the start (breadth first, so the shortest)."""
+    start = min(component)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        module = queue.pop(0)
+        for target in sorted(graph.get(module, set()) & component):
+            if target == start:
+                return [*paths[module], start]
+            if target not in paths:
+                paths[target] = [*paths[module], target]
+                queue.append(target)
+    raise AssertionError(f"{sorted(component)} is not strongly connected")
+
+
 def group_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     """The graph between layer entries (packages and top modules)."""
     edges: dict[str, set[str]] = defaultdict(set)
     for module, imported in graph.items():
         edges[group_of(module)].update(group_of(t) for t in imported)
     return {group: targets - {group} for group, targets in edges.items()}
+
+
+def summary(path: Path, limit: int = 120) -> str:
+    """The first sentence of a module's docstring (shortened to ``limit`` characters)."""
+    doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split("\n\n")[0].split())
+    sentence = re.split(r"(?<!e\.g)(?<!i\.e)(?<=[a-z)`])\. ", doc, maxsplit=1)[0].rstrip(".")
+    sentence = sentence.replace("|", "\\|")
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rsplit(" ", 1)[0] + " …"
+
+
+def module_table() -> str:
+    """The module index of docs/architecture.md: every module of the source tree, its layer and its first
+    sentence, between the ``modules`` markers."""
+    graph = import_graph()
+    lines = [MODULES_BEGIN, "| module | layer | what it is |", "|---|---:|---|"]
+    for path in source_files():
+        name = module_name(path)
+        shown = path.relative_to(ROOT).as_posix()
+        lines.append(f"| `{shown}` | {layer_of(group_of(name))} | {summary(path)} |")
+    assert len(lines) - 3 == len(graph)
+    return "\n".join([*lines, MODULES_END])
+
+
+def architecture_with_table(text: str) -> str:
+    """docs/architecture.md's text with its module index replaced by the current one."""
+    pattern = re.compile(re.escape(MODULES_BEGIN) + ".*?" + re.escape(MODULES_END), re.S)
+    if not pattern.search(text):
+        raise KeyError(f"docs/architecture.md has no {MODULES_BEGIN} … {MODULES_END} block")
+    return pattern.sub(lambda _: module_table(), text)
+
+
+def graph_digest(graph: dict[str, set[str]]) -> str:
+    """A hash of what the dependency picture shows (the layers and the arrows between parts): stored in the PNG,
+    so a test can tell a picture that no longer shows the imports."""
+    groups = group_graph(graph)
+    shown = {"layers": LAYERS, "edges": sorted((s, t) for s, targets in groups.items() for t in targets)}
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def draw(graph: dict[str, set[str]], out: Path) -> Path:
@@ -149,9 +247,21 @@ def draw(graph: dict[str, set[str]], out: Path) -> Path:
     ax.set_title("deepfake-guard imports: each arrow from the part that uses to the part it uses, coloured by "
                  f"the user ({'none' if not upward else upward} pointing up a layer)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, metadata={"Description": f"import graph {graph_digest(graph)}"})
     return out
 
 
+def picture_digest(path: Path) -> str | None:
+    """The graph digest a dependency picture was drawn from (None when it carries none)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        description = image.info.get("Description", "")
+    return description.removeprefix("import graph ") if description.startswith("import graph ") else None
+
+
 if __name__ == "__main__":
-    print(draw(import_graph(), Path(sys.argv[1] if len(sys.argv) > 1 else "docs/dependencies.png")))
+    picture = Path(sys.argv[1]) if len(sys.argv) > 1 else ARCHITECTURE.parent / "dependencies.png"
+    print(draw(import_graph(), picture))
+    ARCHITECTURE.write_text(architecture_with_table(ARCHITECTURE.read_text()))
+    print(f"{ARCHITECTURE}: module index of {len(source_files())} modules")

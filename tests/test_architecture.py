@@ -3,6 +3,7 @@ that names what is missing, and one serving spec."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -10,7 +11,16 @@ from importlib.metadata import PackageNotFoundError, packages_distributions, req
 
 import numpy as np
 import pytest
-from import_graph import draw, import_graph, violations
+from import_graph import (
+    ARCHITECTURE,
+    architecture_with_table,
+    cycles,
+    draw,
+    graph_digest,
+    import_graph,
+    picture_digest,
+    violations,
+)
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -23,8 +33,10 @@ from dfguard.scoring import VerdictThresholds
 HEAVY = tuple(MODULE_EXTRAS)  # everything an extra brings: torch, cv2, av, onnxruntime, PIL, matplotlib, ...
 
 
-def test_imports_point_one_way():
-    assert violations(import_graph()) == []
+def test_imports_point_one_way_without_exceptions_or_circles():
+    graph = import_graph()
+    assert violations(graph) == []
+    assert cycles(graph) == []
 
 
 def test_the_contract_catches_an_import_against_the_layers():
@@ -32,13 +44,35 @@ def test_the_contract_catches_an_import_against_the_layers():
     graph["dfguard.serving.steps"].add("dfguard.train.export")
     graph["dfguard.kernels.highpass"].add("dfguard.faces.detect")
     graph["dfguard.pipeline"].add("dfguard.client.batch")
+    graph["dfguard.client.batch"].add("dfguard.pipeline")  # the client scoring in process: the CLI composes them
     found = violations(graph)
-    assert len(found) == 3 and "dfguard.serving.steps imports dfguard.train.export" in found[2]
+    assert len(found) == 4 and "dfguard.serving.steps imports dfguard.train.export" in found[3]
+    assert "dfguard.client.batch imports dfguard.pipeline: dfguard.client and dfguard.pipeline stay apart" in found
 
 
-def test_the_dependency_picture_draws(tmp_path):
-    path = draw(import_graph(), tmp_path / "dependencies.png")
-    assert path.stat().st_size > 20_000
+def test_the_contract_finds_a_planted_circle_inside_one_layer():
+    graph = import_graph()
+    graph["dfguard.train.data"].add("dfguard.train.evaluate")  # evaluate → data already: a circle within train/
+    graph["dfguard.faces.tracks"].add("dfguard.faces.search")  # and a longer one through the face search
+    found = cycles(graph)
+    assert ["dfguard.faces.search", "dfguard.faces.tracks", "dfguard.faces.search"] in found and len(found) == 2
+    (train,) = [c for c in found if c[0].startswith("dfguard.train.")]
+    assert {"dfguard.train.data", "dfguard.train.evaluate"} <= set(train) and train[0] == train[-1]
+    assert all(target in graph[source] for source, target in itertools.pairwise(train))  # a real path of imports
+    assert violations(graph) == []  # neither points up a layer: only the cycle check sees them
+
+
+def test_the_dependency_picture_and_the_module_index_are_current(tmp_path):
+    """docs/dependencies.png shows the imports as they are (it carries a digest of the graph it was drawn from), and
+    docs/architecture.md's module index lists every module: ``python tests/import_graph.py`` redraws both."""
+    graph = import_graph()
+    path = draw(graph, tmp_path / "dependencies.png")
+    assert path.stat().st_size > 20_000 and picture_digest(path) == graph_digest(graph)
+    hint = "run: python tests/import_graph.py"
+    assert picture_digest(ARCHITECTURE.parent / "dependencies.png") == graph_digest(graph), hint
+    assert architecture_with_table(ARCHITECTURE.read_text()) == ARCHITECTURE.read_text(), hint
+    graph["dfguard.faces.search"].add("dfguard.scoring")  # a new arrow between parts: the picture is stale
+    assert graph_digest(graph) != picture_digest(ARCHITECTURE.parent / "dependencies.png")
 
 
 def imported_modules(code: str, blocked: tuple[str, ...] = ()) -> set[str]:
@@ -184,3 +218,20 @@ def test_a_missing_spec_says_how_to_make_one(tmp_path):
     with pytest.raises(SpecError, match="export the model first"):
         read_spec(tmp_path)
 
+
+
+def test_no_test_module_imports_another():
+    """Test modules share helpers through ``tests/helpers.py`` and the data makers beside it, never through each
+    other or ``conftest`` (an import of a test module runs its collection-time code twice, under two names)."""
+    import ast
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    found = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            found += [f"{path.name} imports {n}" for n in names if n.split(".")[0].startswith("test_")
+                      or n.split(".")[0] == "conftest"]
+    assert found == []

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_ensemble import assert_equal_to_local, score
+from helpers import DFGUARD, assert_equal_to_local, infer_video
 
 from dfguard.inference.spec import read_calibrated, read_spec
 from dfguard.pipeline import LocalDetector
-from dfguard.serving.server import TritonServer
 from dfguard.train.datasets import load_csv
-
-DFGUARD = str(Path(sys.executable).with_name("dfguard"))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +52,7 @@ def test_eval_reports_the_calibration_error_and_tpr_at_low_fpr(calibrated, train
     assert "tpr@fpr0.001" in (tmp_path / "metrics.md").read_text()
 
 
-def test_the_served_probabilities_are_the_calibrated_ones(calibrated, trained, prepared, tmp_path):
+def test_the_served_probabilities_are_the_calibrated_ones(calibrated, trained, prepared, tmp_path, tritonserver):
     from dfguard.train.export import export_repository
 
     template = Path(__file__).resolve().parents[1] / "model_repository"
@@ -65,10 +61,10 @@ def test_the_served_probabilities_are_the_calibrated_ones(calibrated, trained, p
     assert read_spec(tmp_path / "repository") == spec and spec.calibration == fitted.calibration
     local, raw = LocalDetector(trained / "best.pt", spec), LocalDetector(trained / "best.pt")
     videos = [r for r in load_csv(prepared.parent / "videos" / "manifest.csv") if r.split == "test"][::4]
-    with TritonServer(tmp_path / "repository") as server:
+    with tritonserver(tmp_path / "repository") as server:
         for record in videos:
             data = record.path.read_bytes()
-            served, expected, uncalibrated = score(server, data), local.score(data, 8), raw.score(data, 8)
+            served, expected, uncalibrated = infer_video(server, data), local.score(data, 8), raw.score(data, 8)
             assert_equal_to_local(served, expected)
             np.testing.assert_allclose(served["FACE_SCORES"],
                                        spec.calibration.apply(uncalibrated.scores.face_scores), atol=1e-3)

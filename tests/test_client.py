@@ -84,15 +84,15 @@ class SignallingPolicy(RetryPolicy):
         return super().delay(attempt)
 
 
-def test_unavailable_is_retried_until_the_restarted_server_answers(repository, test_videos):
+def test_unavailable_is_retried_until_the_restarted_server_answers(repository, test_videos, tritonserver):
     ports = tuple(free_ports(3))
-    TritonServer(repository, ports=ports).start().stop()  # a server was there; now the port refuses connections
+    tritonserver(repository, ports=ports).start().stop()  # a server was there; now the port refuses connections
     restarted: list[TritonServer] = []
     policy = SignallingPolicy(max_attempts=40, base_delay=0.2, max_delay=2.0)
 
     def restart() -> None:  # only once the client has been refused: no sleep to guess how long that takes
         if policy.refused.wait(120):
-            restarted.append(TritonServer(repository, ports=ports).start())
+            restarted.append(tritonserver(repository, ports=ports).start())
 
     thread = threading.Thread(target=restart)
     thread.start()
@@ -107,7 +107,7 @@ def test_unavailable_is_retried_until_the_restarted_server_answers(repository, t
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
-def test_tls_and_an_auth_header_for_a_server_that_requires_both(repository, test_videos, tmp_path):
+def test_tls_and_an_auth_header_for_a_server_that_requires_both(repository, test_videos, tmp_path, tritonserver):
     """A deployment like one behind a gateway: gRPC over TLS, inference only with a bearer header."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
@@ -116,7 +116,7 @@ def test_tls_and_an_auth_header_for_a_server_that_requires_both(repository, test
     token = "Bearer test-token"
     required = (f"--grpc-restricted-protocol=inference:authorization={token}",)
     once = RetryPolicy(max_attempts=2, base_delay=0.05)
-    with TritonServer(repository, tls_cert=cert, tls_key=key, extra_args=required) as server:
+    with tritonserver(repository, tls_cert=cert, tls_key=key, extra_args=required) as server:
         # Triton wants a restricted protocol's header prefixed; a gateway would take a plain "authorization"
         header = {"triton-grpc-protocol-authorization": token}
         with DeepfakeClient(server.grpc_url, ssl=True, root_certificates=cert, headers=header) as client:

@@ -18,14 +18,14 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 OVERLAYS = ("overlays/gpu", "overlays/cpu", "overlays/s3")
 KUSTOMIZATIONS = ("base", *OVERLAYS, "monitoring", "storage")

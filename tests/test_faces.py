@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import mediapipe as mp
 import numpy as np
 import pytest
 import torch
+from helpers import mediapipe_faces
 from photos import astronaut, grace_hopper, no_face_photos
 from PIL import Image
 
@@ -13,32 +13,15 @@ from dfguard.faces.blazeface import load_blazeface, state_dict_from_tflite
 from dfguard.faces.crops import crop_faces, crop_frames, extract_faces, flip_horizontal
 from dfguard.faces.detect import (
     Detection,
-    detect_faces,
-    detect_faces_batch,
+    detect_whole_image,
+    detect_whole_images,
     detections_from_outputs,
     detector_input,
     run_detector,
 )
 from dfguard.faces.search import find_faces
 from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
-from dfguard.faces.weights import DETECTORS, SHORT_RANGE, DetectorKind, tflite_path
-
-
-def mediapipe_faces(image: np.ndarray, kind: DetectorKind = SHORT_RANGE) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """mediapipe's own detector (short range: model_selection 0, full range: 1): (box x0,y0,x1,y1, keypoints
-    [6,2], score) in pixels, best first."""
-    selection = 0 if kind == SHORT_RANGE else 1
-    with mp.solutions.face_detection.FaceDetection(model_selection=selection, min_detection_confidence=0.5) as detector:
-        found = detector.process(np.ascontiguousarray(image)).detections or []
-    height, width = image.shape[:2]
-    out = []
-    for det in found:
-        box = det.location_data.relative_bounding_box
-        corners = np.array([box.xmin, box.ymin, box.xmin + box.width, box.ymin + box.height]) * [width, height, width,
-                                                                                                 height]
-        points = np.array([(k.x * width, k.y * height) for k in det.location_data.relative_keypoints])
-        out.append((corners, points, det.score[0]))
-    return sorted(out, key=lambda d: -d[2])
+from dfguard.faces.weights import DETECTORS, SHORT_RANGE, tflite_path
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,7 +50,7 @@ CASES = [(f"{photo}-{name}", image) for photo, load in (("grace_hopper", grace_h
 @pytest.mark.parametrize("kind", DETECTORS.values(), ids=DETECTORS)
 @pytest.mark.parametrize(("name", "image"), CASES, ids=[name for name, _ in CASES])
 def test_detections_match_mediapipe(name, image, kind):
-    ours, theirs = detect_faces(image, kind=kind), mediapipe_faces(image, kind)
+    ours, theirs = detect_whole_image(image, kind=kind), mediapipe_faces(image, kind)
     assert len(ours) == len(theirs), name
     # every case has a face for short range; full range (mediapipe's as much as ours) misses the rotated portrait
     assert theirs or (kind != SHORT_RANGE and name == "grace_hopper-rotated-90"), name
@@ -80,8 +63,8 @@ def test_detections_match_mediapipe(name, image, kind):
 
 def test_keypoints_are_the_persons_and_swap_under_a_mirror():
     image = grace_hopper()
-    (face,) = detect_faces(image)
-    (mirrored,) = detect_faces(np.ascontiguousarray(image[:, ::-1]))
+    (face,) = detect_whole_image(image)
+    (mirrored,) = detect_whole_image(np.ascontiguousarray(image[:, ::-1]))
     width = image.shape[1]
     assert face.keypoints[0, 0] < face.keypoints[1, 0]  # the person's right eye is on the image's left
     assert face.keypoints[4, 0] < face.keypoints[2, 0] < face.keypoints[5, 0]  # ears either side of the nose
@@ -93,7 +76,7 @@ def test_keypoints_are_the_persons_and_swap_under_a_mirror():
 @pytest.mark.parametrize("name", ["flat", "coffee", "rocket"])
 def test_no_face_gives_an_empty_list_and_well_formed_empty_crops(name):
     image = {"flat": np.full((240, 320, 3), (90, 140, 200), np.uint8), **no_face_photos()}[name]
-    assert detect_faces(image) == []
+    assert detect_whole_image(image) == []
     assert mediapipe_faces(image) == []
     crops = extract_faces([image])
     assert crops.found.tolist() == [False]
@@ -108,7 +91,7 @@ def test_noise_is_judged_exactly_as_mediapipe_judges_it(rng, kind):
     # mediapipe included: what we promise is the same answer, not an empty one.
     for _ in range(5):
         image = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
-        ours, theirs = detect_faces(image, kind=kind), mediapipe_faces(image, kind)
+        ours, theirs = detect_whole_image(image, kind=kind), mediapipe_faces(image, kind)
         assert len(ours) == len(theirs)
         for mine, (box, _, score) in zip(ours, theirs, strict=True):
             assert iou(np.array(mine.box), box) > 0.99 and mine.score == pytest.approx(score, abs=1e-3)
@@ -117,9 +100,9 @@ def test_noise_is_judged_exactly_as_mediapipe_judges_it(rng, kind):
 def test_batch_equals_one_at_a_time(rng):
     images = [grace_hopper(), astronaut(), rng.integers(0, 256, (100, 300, 3), dtype=np.uint8),
               np.ascontiguousarray(np.rot90(astronaut()))]
-    batched = detect_faces_batch(images)
+    batched = detect_whole_images(images)
     for image, together in zip(images, batched, strict=True):
-        alone = detect_faces(image)
+        alone = detect_whole_image(image)
         assert len(alone) == len(together)
         for a, b in zip(alone, together, strict=True):
             np.testing.assert_allclose(a.box, b.box, atol=1e-3)
@@ -129,11 +112,11 @@ def test_batch_equals_one_at_a_time(rng):
 def test_gray_and_rgba_are_handled_like_rgb():
     rgb = grace_hopper()
     gray = np.asarray(Image.fromarray(rgb).convert("L"))
-    (from_gray,) = detect_faces(gray)
-    (from_gray_rgb,) = detect_faces(np.repeat(gray[..., None], 3, axis=2))
+    (from_gray,) = detect_whole_image(gray)
+    (from_gray_rgb,) = detect_whole_image(np.repeat(gray[..., None], 3, axis=2))
     np.testing.assert_allclose(from_gray.box, from_gray_rgb.box)
     rgba = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 77, np.uint8)], axis=2)
-    (from_rgba,), (from_rgb,) = detect_faces(rgba), detect_faces(rgb)
+    (from_rgba,), (from_rgb,) = detect_whole_image(rgba), detect_whole_image(rgb)
     np.testing.assert_allclose(from_rgba.box, from_rgb.box)
 
 
@@ -146,7 +129,7 @@ def test_gray_and_rgba_are_handled_like_rgb():
 ])
 def test_bad_images_get_a_clear_error(image, error, message):
     with pytest.raises(error, match=message):
-        detect_faces(image)
+        detect_whole_image(image)
 
 
 # --- crops -----------------------------------------------------------------------------------------------
@@ -154,7 +137,7 @@ def test_bad_images_get_a_clear_error(image, error, message):
 def test_crops_are_centred_on_the_face_with_parts_on_the_keypoints():
     image = astronaut()
     crops = extract_faces([image])
-    (face,) = detect_faces(image)
+    (face,) = detect_whole_image(image)
     assert crops.found.tolist() == [True]
     x0, y0, x1, y1 = crops.boxes[0]
     assert x1 - x0 == pytest.approx(y1 - y0) == pytest.approx(1.3 * max(face.box[2] - face.box[0],
@@ -243,7 +226,7 @@ def test_a_file_that_is_not_tflite_is_named(tmp_path, monkeypatch):
 
 
 def test_detection_is_the_contract_dataclass():
-    (face,) = detect_faces(grace_hopper())
+    (face,) = detect_whole_image(grace_hopper())
     assert isinstance(face, Detection) and len(face.box) == 4 and face.keypoints.shape == (6, 2)
     assert 0.0 <= face.score <= 1.0
 
@@ -253,7 +236,7 @@ def test_network_decoding_and_nms_equal_mediapipe_on_the_same_input(photo):
     from dfguard.faces.detect import letterbox
 
     canvas = letterbox(np.ascontiguousarray(np.rot90(photo())))  # 128×128: mediapipe's own letterbox is identity
-    (ours,), (theirs,) = detect_faces(canvas), mediapipe_faces(canvas)
+    (ours,), (theirs,) = detect_whole_image(canvas), mediapipe_faces(canvas)
     assert iou(np.array(ours.box), theirs[0]) > 0.999
     np.testing.assert_allclose(ours.keypoints, theirs[1], atol=0.2)  # ONNX Runtime vs TFLite: ~1e-4 of 128 px
     assert ours.score == pytest.approx(theirs[2], abs=1e-4)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 # on the GPU machine: torch, timm, CuPy, numba-cuda, NumPy 2, SciPy, OpenCV, ONNX Runtime, and none of these
 ABSENT_THERE = ("mediapipe", "av", "pytriton", "tritonclient", "nvidia.dali", "tensorrt", "sklearn", "skimage",
                 "matplotlib", "onnx", "onnxscript", "tensorboard")

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 import tritonclient.grpc as grpc
+from helpers import tensor
 from hostile import ANSWER, VIDEO, Case, clip_mp4, corpus
-from test_serving import tensor
 from tritonclient.utils import InferenceServerException
 
 from dfguard.client.grpc_client import encoded_input, video_inputs

@@ -28,13 +28,16 @@ def inputs(config, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def test_the_papers_presets_train_with_the_papers_settings():
-    assert PRESETS == ["cdnet", "clip", "dual_stream", "freq_only", "full", "rgb_only", "tiny"]
+    assert PRESETS == ["cdnet", "clip", "dual_stream", "freq_only", "full", "real", "rgb_only", "tiny"]
     cdnet, dual = load_preset("cdnet"), load_preset("dual_stream")
     assert (cdnet.stage1.lr, cdnet.stage1.batch_size, cdnet.stage1.epochs, cdnet.stage2.epochs) == (1e-4, 32, 20, 20)
     assert (cdnet.stage2.alpha, cdnet.stage2.beta, cdnet.model.embedding) == (1e-4, 0.4, 200)
     assert cdnet.model.rgb.parts and cdnet.model.freq.use_vector
     assert (dual.model.rgb.backbone, dual.model.freq.cutoff, dual.stage1.temperature) == ("efficientnet_b4", 4, 0.07)
     assert dual.stage2.epochs == 0 and not dual.model.rgb.parts
+    real = load_preset("real")  # real videos alone: self-blends of face, inner face and lower face, uploads' wear
+    assert real.data.fakes == "self-blend" and set(real.data.blend.regions) == {"face", "inner", "lower"}
+    assert real.stage2.epochs == 0 and real.data.augment.jpeg > 0
 
 
 @pytest.mark.parametrize("name", PRESETS)

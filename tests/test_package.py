@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.resources
+import json
 import re
 import subprocess
 import sys
@@ -13,12 +14,11 @@ from pathlib import Path
 import matplotlib.cbook
 import numpy as np
 import pytest
+from helpers import DFGUARD, REPO
 from PIL import Image
 
 import dfguard
 
-REPO = Path(__file__).resolve().parents[1]
-DFGUARD = Path(sys.executable).with_name("dfguard")
 GRACE_HOPPER = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
@@ -42,6 +42,32 @@ def test_card_folders_are_subpackages_of_dfguard():
     assert (importlib.resources.files("dfguard.kernels") / "dct8x8.cu").is_file()
     for bare in ("kernels", "train", "client"):
         assert importlib.util.find_spec(bare) is None, f"a bare {bare!r} package is importable"
+
+
+def test_a_checkout_without_an_install_maps_its_three_folders_and_nothing_else(tmp_path):
+    """``PYTHONPATH=<checkout>`` with no install (a bare GPU machine): ``dfguard.kernels``, ``.train`` and
+    ``.client`` import from the checkout's folders; ``dfguard.setup``, ``dfguard.benchmarks`` and ``dfguard.tests``
+    (folders and files beside them) do not."""
+    code = ("import sys\n"
+            "sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]  # no install\n"
+            f"sys.path.insert(0, {str(REPO)!r})\n"
+            "import importlib, json\n"
+            "found = {}\n"
+            "for name in ('kernels', 'train.config', 'client.results', 'setup', 'benchmarks', 'tests'):\n"
+            "    try:\n"
+            "        found[name] = importlib.import_module('dfguard.' + name).__file__\n"
+            "    except ModuleNotFoundError:\n"
+            "        found[name] = None\n"
+            "print(json.dumps(found))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["kernels"] == str(REPO / "kernels" / "__init__.py")
+    assert found["train.config"] == str(REPO / "train" / "config.py")
+    assert found["client.results"] == str(REPO / "client" / "results.py")
+    assert found["setup"] is None and found["benchmarks"] is None and found["tests"] is None
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("dfguard.setup")  # nor in this (installed) interpreter
 
 
 def test_wheel_maps_the_folders_into_dfguard(tmp_path):

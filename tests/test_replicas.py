@@ -16,24 +16,18 @@ from pathlib import Path
 
 import pytest
 import tritonclient.grpc as grpc
+from helpers import DFGUARD, read_jsonl
 
 from dfguard.client.grpc_client import Connection, DeepfakeClient, RetryPolicy
 from dfguard.client.replicas import Replicas
 from dfguard.client.results import Record, ResultsFile
 from dfguard.client.shards import merge_shards, parse_shard, select_shard, shard_of
 
-DFGUARD = str(Path(sys.executable).with_name("dfguard"))
-
 
 def score(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """``dfguard score ARGUMENTS --no-progress``, its output captured."""
     return subprocess.run([DFGUARD, "score", *arguments, "--no-progress"], capture_output=True, text=True,
                           timeout=timeout)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The records of a JSONL results file."""
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def video_requests(server_url: str) -> int:
@@ -195,14 +189,13 @@ def uploads(prepared, tmp_path_factory) -> Path:
     return folder
 
 
-def test_two_servers_one_killed_mid_run_every_input_once(repository, served, uploads, tmp_path):
+def test_two_servers_one_killed_mid_run_every_input_once(repository, served, uploads, tmp_path, tritonserver):
     """``--url A --url B``: both servers take requests; SIGKILL to B's tritonserver and stubs mid-run: its requests
     are resent to A, the run completes, and every input has exactly one record."""
-    from dfguard.serving.server import TritonServer
 
     out = tmp_path / "results.jsonl"
     served_before = video_requests(served.grpc_url)
-    with TritonServer(repository) as doomed:
+    with tritonserver(repository) as doomed:
         run = subprocess.Popen([DFGUARD, "score", str(uploads), "--url", served.grpc_url, "--url", doomed.grpc_url,
                                 "--out", str(out), "-n", "4", "--num-frames", "8", "--retries", "8", "--no-progress"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -8,21 +8,20 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import DFGUARD, read_jsonl
 from PIL import Image
 
+from dfguard.answer import Face, Track
 from dfguard.client.inputs import collect_inputs
 from dfguard.client.results import CSV_FIELDS, CSV_HEADER, Record, ResultsFile
 from dfguard.pipeline import LocalDetector
 from dfguard.train.datasets import load_csv
 from dfguard.video import read_frames
-
-DFGUARD = str(Path(sys.executable).with_name("dfguard"))
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +42,6 @@ def inbox(prepared, tmp_path_factory) -> Path:
 def score(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([DFGUARD, "score", *arguments, "--no-progress"], capture_output=True, text=True,
                           timeout=timeout)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_collect_inputs_expands_folders_globs_and_manifests(inbox, tmp_path):
@@ -173,10 +168,10 @@ def test_results_file_round_trips_records_with_missing_values(tmp_path):
         results = ResultsFile(tmp_path / name)
         assert results.open() == []
         results.append(record)
-        track = {"id": 0, "score": 0.25, "faces": 1, "first_frame": 0, "last_frame": 0}
+        track = Track(0, 0.25, 1, 0, 0)
         results.append(Record("x.mp4", "11", "video", "ok", score=0.25, verdict="real", face_count=1,
-                              frame_index=[0, 5], frame_scores=[0.25, None], tracks=[track],
-                              faces=[{"frame": 0, "box": [1.0, 2.0, 30.0, 40.0], "track": 0, "score": 0.25}]))
+                              frame_index=[0, 5], frame_scores=[0.25, None], tracks=(track,),
+                              faces=(Face(0, (1.0, 2.0, 30.0, 40.0), 0, 0.25),)))
         first, second = ResultsFile(tmp_path / name).open()
         assert first.path == "a b,c.mp4" and first.attempts == 2 and "line one" in first.error
         assert second.frame_scores == [0.25, None] and not second.is_flagged(0.5) and second.score == 0.25
@@ -189,7 +184,7 @@ def test_a_resume_reads_outlines_and_removing_records_keeps_the_others_byte_for_
     """A resuming run holds each earlier record without its per-frame and per-face lists (a shard of 250 000 HD
     results would not fit in a pod's memory otherwise); --retry-errors takes error records out without touching the
     bytes of the others."""
-    faces = [{"frame": k, "box": [1.0, 2.0, 30.0, 40.0], "track": 0, "score": 0.5} for k in range(32)]
+    faces = tuple(Face(k, (1.0, 2.0, 30.0, 40.0), 0, 0.5) for k in range(32))
     full = [Record(f"/v/{k}.mp4", f"{k:02x}", "video", "error" if k % 3 == 0 else "ok",
                    score=None if k % 3 == 0 else k / 10, verdict="real", face_count=32, frame_index=list(range(32)),
                    frame_scores=[0.5] * 32, faces=faces, attempts=1, error="UNAVAILABLE" if k % 3 == 0 else None)
@@ -212,12 +207,15 @@ def test_a_resume_reads_outlines_and_removing_records_keeps_the_others_byte_for_
 
 
 def test_results_of_an_older_version_still_resume(tmp_path):
-    """Files written when records stored a ``flagged`` column: read, and a CSV's header brought up to date so the
-    rows appended now line up."""
-    old_json = {"path": "a.mp4", "sha256": "aa", "kind": "video", "status": "ok", "score": 0.7, "flagged": True}
+    """Files written when records stored a ``flagged`` column and faces as plain JSON objects: read into this
+    version's records, and a CSV's header brought up to date so the rows appended now line up."""
+    old_json = {"path": "a.mp4", "sha256": "aa", "kind": "video", "status": "ok", "score": 0.7, "flagged": True,
+                "faces": [{"frame": 3, "box": [1, 2, 30, 40], "track": 0, "score": 0.7}],
+                "tracks": [{"id": 0, "score": 0.7, "faces": 1, "first_frame": 3, "last_frame": 3}]}
     (tmp_path / "old.jsonl").write_text(json.dumps(old_json) + "\n")
     (record,) = ResultsFile(tmp_path / "old.jsonl").open()
     assert record.score == 0.7 and record.is_flagged(0.5)
+    assert record.faces == (Face(3, (1.0, 2.0, 30.0, 40.0), 0, 0.7),) and record.top_track == Track(0, 0.7, 1, 3, 3)
     fields = CSV_HEADER.strip().split(",")
     old_fields = [*fields[:6], "flagged", *fields[6:]]
     row = {"path": "b.mp4", "sha256": "bb", "kind": "video", "status": "ok", "score": "0.2", "flagged": "False"}
@@ -230,11 +228,10 @@ def test_results_of_an_older_version_still_resume(tmp_path):
 
 
 def test_a_csv_with_a_row_per_face_round_trips_and_redoes_a_torn_input(tmp_path):
-    faces = [{"frame": k, "box": [1.0 + k, 2.0, 30.0, 40.0], "track": k % 2, "score": 0.1 * k} for k in range(3)]
-    tracks = [{"id": 0, "score": 0.1, "faces": 2, "first_frame": 0, "last_frame": 2},
-              {"id": 1, "score": 0.1, "faces": 1, "first_frame": 1, "last_frame": 1}]
+    faces = tuple(Face(k, (1.0 + k, 2.0, 30.0, 40.0), k % 2, 0.1 * k) for k in range(3))
+    tracks = (Track(0, 0.1, 2, 0, 2), Track(1, 0.1, 1, 1, 1))
     people = Record("p.mp4", "aa", "video", "ok", score=0.1, verdict="real", face_count=3, faces=faces, tracks=tracks)
-    nobody = Record("n.mp4", "bb", "video", "no_face", verdict="no_face", face_count=0, faces=[], tracks=[])
+    nobody = Record("n.mp4", "bb", "video", "no_face", verdict="no_face", face_count=0, faces=(), tracks=())
     path = tmp_path / "faces.csv"
     results = ResultsFile(path, per_face=True)
     results.open()
@@ -243,7 +240,7 @@ def test_a_csv_with_a_row_per_face_round_trips_and_redoes_a_torn_input(tmp_path)
     lines = path.read_text().splitlines()
     assert len(lines) == 1 + 3 + 1 and lines[0].endswith("face_track,face_score")
     read = ResultsFile(path).open()  # the file keeps its layout: rows per face, without asking again
-    assert [r.faces for r in read] == [faces, []] and read[0].top_track["id"] in (0, 1)
+    assert [r.faces for r in read] == [faces, ()] and read[0].top_track.id in (0, 1)
     path.write_text("\n".join(lines[:3]) + "\n")  # a crash after two of the three rows of p.mp4
     assert ResultsFile(path, per_face=True).open() == []  # p.mp4 is scored again, not kept with a face missing
     assert path.read_text().splitlines() == lines[:1]
@@ -251,12 +248,12 @@ def test_a_csv_with_a_row_per_face_round_trips_and_redoes_a_torn_input(tmp_path)
         ResultsFile(tmp_path / "x.jsonl", per_face=True)
 
 
-def test_a_server_killed_mid_run_and_restarted_on_its_ports_loses_and_repeats_nothing(repository, inbox, tmp_path):
+def test_a_server_killed_mid_run_and_restarted_on_its_ports_loses_and_repeats_nothing(repository, inbox, tmp_path,
+                                                                                       tritonserver):
     """SIGKILL to tritonserver and its stubs while ``dfguard score`` runs, a new server on the same ports: the
     client's retries on UNAVAILABLE carry the run through, and every input is scored exactly once."""
     import os
 
-    from dfguard.serving.server import TritonServer
 
     sources = sorted(p for p in inbox.rglob("*.mp4") if p.name != "broken.mp4")
     folder = tmp_path / "uploads"
@@ -264,7 +261,7 @@ def test_a_server_killed_mid_run_and_restarted_on_its_ports_loses_and_repeats_no
     for k in range(24):  # enough work that the kill lands mid-run
         shutil.copy(sources[k % len(sources)], folder / f"{k:02d}.mp4")
     out = tmp_path / "results.jsonl"
-    with TritonServer(repository) as first:
+    with tritonserver(repository) as first:
         ports = first.ports
         run = subprocess.Popen([DFGUARD, "score", str(folder), "--url", first.grpc_url, "--out", str(out), "-n", "1",
                                 "--retries", "60", "--timeout", "60", "--no-progress"], stdout=subprocess.PIPE,
@@ -276,7 +273,7 @@ def test_a_server_killed_mid_run_and_restarted_on_its_ports_loses_and_repeats_no
         first.process.wait()
     killed_at = len(read_jsonl(out))
     assert killed_at < 24, "the run ended before the kill"
-    with TritonServer(repository, ports=ports):
+    with tritonserver(repository, ports=ports):
         stdout, stderr = run.communicate(timeout=600)
     assert run.returncode == 0, stdout + stderr
     records = read_jsonl(out)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpc
+from helpers import tensor
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
@@ -24,7 +25,7 @@ MAX_BYTES = 400_000
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, tritonserver):
     """The ensemble's first two steps served alone, video_probe's byte limit lowered so a test can exceed it."""
     repository = tmp_path_factory.mktemp("repository")
     shutil.copy(REPOSITORY / "_dfguard_env.py", repository)
@@ -32,7 +33,7 @@ def server(tmp_path_factory):
         shutil.copytree(REPOSITORY / step, repository / step)
     config = repository / "video_probe" / "config.pbtxt"  # no configs/cpu.pbtxt: the server falls back to it
     config.write_text(config.read_text().replace('"536870912"', f'"{MAX_BYTES}"'))
-    with TritonServer(repository) as running:
+    with tritonserver(repository) as running:
         yield running
 
 
@@ -42,13 +43,6 @@ def video(tmp_path_factory) -> bytes:
                             np.random.default_rng(0))
     return write_video(tmp_path_factory.mktemp("video") / "real.mp4", frames,
                        VideoSpec(width=192, height=160, frames=24)).read_bytes()
-
-
-def tensor(name: str, array: np.ndarray, datatype: str) -> grpc.InferInput:
-    """One gRPC input holding ``array``."""
-    wrapped = grpc.InferInput(name, list(array.shape), datatype)
-    wrapped.set_data_from_numpy(array)
-    return wrapped
 
 
 def probe(client: grpc.InferenceServerClient, data: bytes, num_frames: int | None = None) -> np.ndarray:
@@ -183,14 +177,14 @@ def test_the_machines_other_addresses_are_refused(server):
     assert grpc.InferenceServerClient(server.grpc_url).is_server_ready()
 
 
-def test_a_broken_repository_fails_fast_with_the_log(tmp_path):
+def test_a_broken_repository_fails_fast_with_the_log(tmp_path, tritonserver):
     from dfguard.serving.server import ServerError
 
     (tmp_path / "broken" / "1").mkdir(parents=True)
     (tmp_path / "broken" / "config.pbtxt").write_text('name: "broken"\nbackend: "python"\n')
     (tmp_path / "broken" / "1" / "model.py").write_text("raise RuntimeError('deliberately broken')\n")
     with pytest.raises(ServerError, match=r"deliberately broken|failed to load"):
-        TritonServer(tmp_path, model_config_name=None).start(timeout=120)
+        tritonserver(tmp_path, model_config_name=None).start(timeout=120)
 
 
 @pytest.mark.parametrize("which", [0, 1, 2], ids=["http", "grpc", "metrics"])

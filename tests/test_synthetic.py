@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from dfguard.faces.detect import detect_faces
+from dfguard.faces.detect import detect_whole_image
 from dfguard.train.datasets import load_csv
 from dfguard.train.synthetic import FAMILIES, VideoSpec, forge, make_dataset, render_real, source_photos
 
@@ -41,7 +41,7 @@ def test_real_frames_show_the_face_where_the_boxes_say(rng):
     photo = source_photos()[1]
     frames, boxes = render_real(photo, VideoSpec(width=256, height=256, frames=3), rng)
     for frame, box in zip(frames, boxes, strict=True):
-        (face, *_) = detect_faces(frame)
+        (face, *_) = detect_whole_image(frame)
         inter = np.clip(np.minimum(face.box[2:], box[2:]) - np.maximum(face.box[:2], box[:2]), 0, None).prod()
         union = np.prod(np.subtract(face.box[2:], face.box[:2])) + np.prod(box[2:] - box[:2]) - inter
         assert inter / union > 0.6

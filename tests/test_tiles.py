@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import mediapipe_faces
 from photos import astronaut, face_filling_the_frame, grace_hopper
-from test_faces import mediapipe_faces
 
 from dfguard.faces.tiles import MIN_FACE_PX, ZOOMED_OUT, detect_faces_tiled, tile_windows
 from dfguard.faces.weights import DETECTORS

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image
 
 
 def degrade_jpeg(quality: int) -> Callable[[np.ndarray], np.ndarray]:
     """Re-encode RGB CHW uint8 crops as JPEG at ``quality``."""
+    from PIL import Image
+
     def apply(image: np.ndarray) -> np.ndarray:
         buffer = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0))).save(buffer, format="JPEG", quality=quality)

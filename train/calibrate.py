@@ -21,7 +21,6 @@ from dfguard.calibration import (
     fit_platt,
     for_fake_rate,
     operating_point,
-    reliability,
     threshold_for_fnr,
 )
 from dfguard.inference.checkpoint import load_model
@@ -29,6 +28,7 @@ from dfguard.inference.spec import CalibratedScores
 from dfguard.scoring import VerdictThresholds
 
 from .evaluate import REPORTED_FPRS, SplitScorer
+from .plots import plot_reliability
 
 
 @dataclass(frozen=True)
@@ -99,27 +99,3 @@ def markdown(report: CalibrationReport) -> str:
         lines += ["", f"With {report.reals} real videos, an FPR target under {1 / report.reals:.1%} means no real "
                   "video of this split is flagged; the rate itself is not measured that finely."]
     return "\n".join(lines) + "\n"
-
-
-def plot_reliability(raw: np.ndarray, calibrated: np.ndarray, labels: np.ndarray, path: Path, title: str,
-                     bins: int = 10) -> None:
-    """Reliability diagram: observed fake rate against predicted probability, before and after calibration, with
-    each bin's count, over the diagonal a perfectly calibrated model follows."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
-    for name, scores, style in (("raw", raw, "o--"), ("calibrated", calibrated, "s-")):
-        mean_p, observed, counts = reliability(scores, labels, bins)
-        used = counts > 0
-        ece = expected_calibration_error(scores, labels, bins)
-        axes[0].plot(mean_p[used], observed[used], style, label=f"{name} (ECE {ece:.3f})")
-        axes[1].hist(scores, bins=bins, range=(0, 1), histtype="step", linewidth=1.5, label=name)
-    axes[0].plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
-    axes[0].set(xlabel="predicted P(fake)", ylabel="fraction of fakes", xlim=(0, 1), ylim=(0, 1), title=title)
-    axes[0].legend(loc="upper left")
-    axes[1].set(xlabel="predicted P(fake)", ylabel="videos", title="scores")
-    axes[1].legend()
-    for axis in axes:
-        axis.grid(alpha=0.3)
-    fig.savefig(path, dpi=120)

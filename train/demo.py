@@ -12,12 +12,14 @@ reports again.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dfguard.answer import Face
 from dfguard.client.results import Record
 from dfguard.inference.spec import CalibratedScores
 from dfguard.scoring import VERDICTS
@@ -25,6 +27,7 @@ from dfguard.scoring import VERDICTS
 if TYPE_CHECKING:
     from .calibrate import CalibrationReport
 
+# the families the demo (and the tests' tiny model) trains on, and those it holds out as unseen
 SEEN, UNSEEN = ("nearest", "transposed_conv"), ("bilinear", "pixel_shuffle")
 STEPS = 8
 VIDEOS_PER_CLASS = 32  # real videos, and fakes per family: 6 real and 24 fake videos to calibrate on
@@ -100,16 +103,16 @@ def film_two_people(path: Path, seed: int = 0) -> dict:
     return json.loads(info.read_text())
 
 
-def forged_track(faces: list[dict], boxes: list[list[float]], forged: int) -> int | None:
+def forged_track(faces: Sequence[Face], boxes: list[list[float]], forged: int) -> int | None:
     """The track of the forged person: the one whose face in the video's first frame overlaps its box most
     (``boxes``: the people's face boxes in that frame)."""
     from dfguard.faces.decode import pairwise_iou
 
-    faces = [face for face in faces if face["frame"] == 0]
+    faces = [face for face in faces if face.frame == 0]
     if not faces:
         return None
-    overlap = pairwise_iou(np.array([boxes[forged]], np.float32), np.array([f["box"] for f in faces], np.float32))[0]
-    return int(faces[int(overlap.argmax())]["track"]) if overlap.max() > 0.3 else None
+    overlap = pairwise_iou(np.array([boxes[forged]], np.float32), np.array([f.box for f in faces], np.float32))[0]
+    return faces[int(overlap.argmax())].track if overlap.max() > 0.3 else None
 
 
 def exported_already(spec_file: Path, checkpoint: Path, calibrated: CalibratedScores) -> bool:
@@ -148,16 +151,16 @@ def report(metrics: dict, served: Served, pair: dict, paths: dict[str, Path], ca
               f"{served.videos_per_second:.2f} videos/s.", ""]
     record = served.two_people
     tracks = record.tracks or []
-    forged = forged_track(record.faces or [], pair["boxes"], pair["forged"])
+    forged = forged_track(record.faces or (), pair["boxes"], pair["forged"])
     score = "none" if record.score is None else f"{record.score:.3f}"
     lines.append(f"Two people, one forged ({pair['family']}, a family it was trained on): verdict {record.verdict}, "
                  f"video P(fake) {score}, {len(tracks)} tracks:")
     for track in tracks:
         who = ("which person is not known" if forged is None else
-               "the forged person" if track["id"] == forged else "the real person")
-        side = "at or above" if track["score"] >= fake_at else "below"
-        lines.append(f"- track {track['id']} ({who}): P(fake) {track['score']:.3f} over {track['faces']} faces, "
-                     f"frames {track['first_frame']}-{track['last_frame']}; {side} the fake threshold {fake_at:.3f}")
+               "the forged person" if track.id == forged else "the real person")
+        side = "at or above" if track.score >= fake_at else "below"
+        lines.append(f"- track {track.id} ({who}): P(fake) {track.score:.3f} over {track.faces} faces, "
+                     f"frames {track.first_frame}-{track.last_frame}; {side} the fake threshold {fake_at:.3f}")
     lines += ["", "Where everything is:"] + [f"- {name}: {path}" for name, path in paths.items()]
     return "\n".join(lines) + "\n"
 

@@ -27,6 +27,7 @@ from dfguard.scoring import aggregate_faces
 
 from .augment import degrade_blur, degrade_jpeg
 from .data import FrameDataset
+from .plots import RocInputs, plot_histogram, plot_reliability, plot_roc
 from .self_blend import SelfBlendedFrames
 from .trainer import predict
 
@@ -176,12 +177,15 @@ def evaluate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "test"
     (out / "metrics.md").write_text(markdown_table(spec.preset, results))
     title = f"{spec.preset} on {Path(prepared).name}/{split}"
     seen = training_families(checkpoint)
-    plot_roc(clean, out / "roc.png", title=title, seen=seen)
-    plot_histogram(clean, out / "histogram.png", title=title, seen=seen, calibration=calibration)
+    curves = {}
+    for group, subset in family_groups(clean, seen).items():
+        video_scores, video_labels, _ = subset.by_video()
+        curves[group] = RocInputs(video_labels, video_scores, subset.labels, subset.scores)
+    plot_roc(curves, out / "roc.png", title=title)
+    scores, labels, methods = clean.by_video()
+    plot_histogram(calibration.apply(scores), labels, methods, out / "histogram.png", title=title, seen=seen,
+                   calibrated=not calibration.identity)
     if not calibration.identity:
-        from .calibrate import plot_reliability
-
-        scores, labels, _ = clean.by_video()
         plot_reliability(scores, calibration.apply(scores), labels, out / "reliability.png",
                          title=f"reliability on {Path(prepared).name}/{split}")
     return results
@@ -239,56 +243,6 @@ def family_groups(scored: Scored, seen: tuple[str, ...] | None) -> dict[str, Sco
     methods, real = np.array(scored.methods), scored.labels == 0
     groups = {"seen families": ~real & np.isin(methods, seen), "held-out families": ~real & ~np.isin(methods, seen)}
     return {name: scored.subset(fakes | real) for name, fakes in groups.items() if fakes.any()}
-
-
-def plot_roc(scored: Scored, path: Path, title: str, seen: tuple[str, ...] | None = None) -> None:
-    """ROC curves of videos (the served video score, solid) and faces (dashed), for the families the model was
-    trained on and for the held-out ones (``family_groups``), with their AUCs."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 5.5), layout="constrained")
-    ax = fig.subplots()
-    for k, (group, subset) in enumerate(family_groups(scored, seen).items()):
-        video_scores, video_labels, _ = subset.by_video()
-        for kind, labels, scores, style in (("videos", video_labels, video_scores, "-"),
-                                            ("faces", subset.labels, subset.scores, "--")):
-            if len(set(labels.tolist())) == 2:
-                fpr, tpr, _ = roc_curve(labels, scores)
-                ax.plot(fpr, tpr, style, color=f"C{k}",
-                        label=f"{group}, {kind} (AUC {roc_auc_score(labels, scores):.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(loc="lower right", fontsize=9)
-    fig.savefig(path, dpi=110)
-
-
-def plot_histogram(scored: Scored, path: Path, title: str, seen: tuple[str, ...] | None = None,
-                   calibration: Calibration = Calibration()) -> None:
-    """Histograms of the video scores (calibrated with ``calibration``) of real videos and of fakes, the seen and
-    the held-out families apart."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    scores, labels, methods = scored.by_video()
-    scores, methods = calibration.apply(scores), np.array(methods)
-    classes = {"real videos": labels == 0}
-    if seen is None:
-        classes["fake videos"] = labels == 1
-    else:
-        classes |= {"fakes, seen families": (labels == 1) & np.isin(methods, seen),
-                    "fakes, held-out families": (labels == 1) & ~np.isin(methods, seen)}
-    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
-    ax = fig.subplots()
-    edges = np.linspace(0, 1, 21)
-    for (name, chosen), colour in zip(classes.items(), ("tab:green", "tab:red", "tab:orange"), strict=False):
-        if chosen.any():
-            ax.hist(scores[chosen], bins=edges, histtype="stepfilled", alpha=0.45, color=colour, edgecolor=colour,
-                    label=f"{name} ({int(chosen.sum())})")
-    ax.set(xlabel="video P(fake)" if not calibration.identity else "video score (uncalibrated)",
-           ylabel="videos", title=title)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=9)
-    fig.savefig(path, dpi=110)
 
 
 def summary_table(rows: dict[str, dict[str, float]], metric: str = "video AUC") -> str:

@@ -15,6 +15,7 @@ face crop, so a part of the fake is the part of the same blended face.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -23,7 +24,8 @@ from torch.utils.data import Dataset
 
 from dfguard.faces.settings import PART_KEYPOINTS, CropConfig
 
-from .data import FrameDataset
+if TYPE_CHECKING:  # the settings here are part of the training config, which must load without PyAV
+    from .data import FrameDataset
 
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # SBI's: most fakes fully blended inside the mask
 # Where a forgery replaces a face: all of it (a face swap), its inner part from the brows to the chin between the

@@ -112,14 +112,14 @@ def source_photos() -> list[SourcePhoto]:
     import skimage.data
     from PIL import Image
 
-    from dfguard.faces.detect import detect_faces
+    from dfguard.faces.detect import detect_whole_image
 
     grace = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
                        .convert("RGB"))
     photos = []
     for name, image in (("grace_hopper", grace), ("astronaut", skimage.data.astronaut())):
         for suffix, variant in (("", image), ("_mirrored", np.ascontiguousarray(image[:, ::-1]))):
-            (face, *_) = detect_faces(variant)
+            (face, *_) = detect_whole_image(variant)
             photos.append(SourcePhoto(name + suffix, variant, face.box))
     return photos
 

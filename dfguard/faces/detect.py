@@ -1,4 +1,5 @@
-"""``detect_faces``: letterbox frames to 128×128, run BlazeFace once per batch, decode, map back to pixels."""
+"""``detect_whole_image``: letterbox a frame to the detector's input, run BlazeFace, decode, map back to pixels
+(``detect_whole_images``: many frames, one network call). The search over tiles is ``dfguard.faces.search``."""
 
 from __future__ import annotations
 
@@ -160,14 +161,16 @@ def as_detections(raw: RawDetections) -> list[Detection]:
             for box, points, score in zip(raw.boxes, raw.keypoints, raw.scores, strict=True)]
 
 
-def detect_faces_batch(images: Sequence[np.ndarray] | np.ndarray, *, min_score: float = MIN_SCORE,
+def detect_whole_images(images: Sequence[np.ndarray] | np.ndarray, *, min_score: float = MIN_SCORE,
                        detector: nn.Module | None = None, kind: DetectorKind = SHORT_RANGE) -> list[list[Detection]]:
     """Faces in each of many RGB uint8 images (any sizes), best first, with one network call for all of them."""
     regressors, scores = run_detector(detector_input(images, kind.input_size), detector, kind)
     return detections_from_outputs(regressors, scores, [image.shape[:2] for image in images], min_score, kind)
 
 
-def detect_faces(image: np.ndarray, *, min_score: float = MIN_SCORE, kind: DetectorKind = SHORT_RANGE
+def detect_whole_image(image: np.ndarray, *, min_score: float = MIN_SCORE, kind: DetectorKind = SHORT_RANGE
                  ) -> list[Detection]:
-    """Faces in one RGB uint8 ``[H, W, 3]`` image, best first (the face contract of docs/architecture.md)."""
-    return detect_faces_batch([image], min_score=min_score, kind=kind)[0]
+    """Faces in one RGB uint8 ``[H, W, 3]`` image seen whole in one detector window (by default short range's
+    128×128), best first: faces smaller than ``kind.smallest_face`` of the image's long side are missed. What the
+    service runs on an image, tiles included, is ``dfguard.faces.search.detect_faces``."""
+    return detect_whole_images([image], min_score=min_score, kind=kind)[0]

@@ -106,6 +106,18 @@ def find_faces(frames: Sequence[np.ndarray], detector: DetectorConfig, tracks: T
     return find_faces_many([frames], detector, tracks, run, batch)[0]
 
 
+def detect_faces(image: np.ndarray, detector: DetectorConfig = DetectorConfig(), run: DetectorRun | None = None
+                 ) -> list[Detection]:
+    """Every face in one RGB uint8 ``[H, W, 3]`` image (gray and RGBA accepted), best first, found as the service
+    finds them (``DetectorConfig``'s defaults: full range on the whole image and on overlapping tiles, faces from
+    ``min_face_px``), capped at ``TrackConfig.max_faces``; ``run``: the detector, in this process by default."""
+    from .detect import in_process_detector
+
+    run = run or in_process_detector(detector_kind(detector.name))
+    found = find_faces([image], detector, TrackConfig(), run)
+    return sorted(found.detections, key=lambda face: -face.score)
+
+
 def link_faces(frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]], config: TrackConfig,
                starts: np.ndarray | None = None) -> FoundFaces:
     """Cap and link one video's detections into tracks, as ``FoundFaces`` (``starts``: where its shots begin,

@@ -51,7 +51,7 @@ DETECTORS = {kind.name: kind for kind in (
                  0.5),
 )}
 SHORT_RANGE = DETECTORS["blazeface_short_range"]
-INPUT_SIZE = SHORT_RANGE.input_size  # the single-pass letterbox side (extract_faces, detect_faces)
+INPUT_SIZE = SHORT_RANGE.input_size  # the single-pass letterbox side (extract_faces, detect_whole_image)
 
 
 def detector_kind(name: str) -> DetectorKind:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from dfguard.kernels.layout import check_cutoff
+
 DEFAULT_CUTOFF = 4  # the papers' high-pass: the 4×4 lowest DCT frequencies of each 8×8 block zeroed
 
 
@@ -44,8 +46,7 @@ class FreqStreamConfig:
     def __post_init__(self) -> None:
         if not (self.use_map or self.use_vector):
             raise ValueError("the frequency stream needs use_map or use_vector")
-        if not 1 <= self.cutoff <= 8:
-            raise ValueError(f"cutoff must be in 1..8, got {self.cutoff}")
+        check_cutoff(self.cutoff)
 
 
 @dataclass(frozen=True)

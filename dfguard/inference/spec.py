@@ -19,6 +19,7 @@ import numpy as np
 from dfguard.calibration import Calibration, OperatingPoint
 from dfguard.config import ConfigError, from_dict, to_dict
 from dfguard.faces.settings import CropConfig, DetectorConfig, TrackConfig
+from dfguard.kernels.layout import check_cutoff
 from dfguard.scoring import CLUSTER_SCALE, RULE_OF_STAGE, VerdictThresholds, VideoScorer
 
 T = TypeVar("T")
@@ -60,8 +61,7 @@ class ServingSpec:
     def __post_init__(self) -> None:
         if len(self.center_real) != len(self.center_fake):
             raise ValueError(f"the centres differ in length: {len(self.center_real)} and {len(self.center_fake)}")
-        if not 1 <= self.cutoff <= 8:
-            raise ValueError(f"cutoff must be in 1..8, got {self.cutoff}")
+        check_cutoff(self.cutoff)
         if RULE_OF_STAGE.get(self.stage) != self.score_rule:
             raise ValueError(f"stage {self.stage} scores by {self.score_rule!r}; the rules of the stages: "
                              f"{RULE_OF_STAGE}")

@@ -1,0 +1,100 @@
+"""The answer about one video, in the one shape every part uses: its faces, its tracks and its score.
+
+The gRPC client parses the served ensemble's outputs into it, the in-process pipeline builds it from its own
+results, the results file of ``dfguard score`` stores it (a face and a track as JSON objects with these fields),
+and the pictures (``dfguard.visualize``, ``dfguard explain``) draw it. NumPy only: it sits at the bottom layer, so
+none of them imports another to share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: the video frame it was found in (a value of ``Score.frame_index``), its box (x0, y0, x1, y1 in
+    that frame's pixels), its track and P(fake)."""
+
+    frame: int
+    box: tuple[float, float, float, float]
+    track: int
+    score: float
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Face:
+        """A face from its JSON object (as every version of the results file writes it)."""
+        return cls(int(values["frame"]), tuple(float(v) for v in values["box"]), int(values["track"]),
+                   float(values["score"]))
+
+    def rounded(self) -> Face:
+        """The face as a results file stores it: P(fake) to 6 digits, the box to 0.01 px."""
+        return Face(self.frame, tuple(round(v, 2) for v in self.box), self.track, round(self.score, 6))
+
+
+@dataclass(frozen=True)
+class Track:
+    """One person in one shot: its id, P(fake) (the mean of its faces), how many faces, first and last frame."""
+
+    id: int
+    score: float
+    faces: int
+    first_frame: int
+    last_frame: int
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Track:
+        """A track from its JSON object (or a CSV row's top-track columns)."""
+        return cls(int(values["id"]), float(values["score"]), int(values["faces"]), int(values["first_frame"]),
+                   int(values["last_frame"]))
+
+    def rounded(self) -> Track:
+        """The track as a results file stores it: P(fake) to 6 digits."""
+        return Track(self.id, round(self.score, 6), self.faces, self.first_frame, self.last_frame)
+
+
+def top_track(tracks: tuple[Track, ...] | list[Track] | None) -> Track | None:
+    """The track with the highest score (None without tracks): the one a video's score comes from."""
+    return max(tracks or (), key=lambda t: t.score, default=None)
+
+
+@dataclass(frozen=True)
+class Score:
+    """The answer for one video (or image): P(fake) of the video (the most suspicious track that counts; NaN when
+    no face was found), its verdict (``fake``, ``real``, ``uncertain``, ``no_face``), per-frame scores (a
+    frame's highest face score) with the indices of those frames in the video, every face and every track, which
+    model answered, and how many sends it took."""
+
+    score: float
+    verdict: str
+    frame_scores: np.ndarray
+    frame_index: np.ndarray
+    model: str
+    model_version: str
+    attempts: int = 1
+    faces: tuple[Face, ...] = ()
+    tracks: tuple[Track, ...] = ()
+
+    @property
+    def top_track(self) -> Track | None:
+        """The track with the highest score (None without faces)."""
+        return top_track(self.tracks)
+
+
+def faces_and_tracks(face_scores: np.ndarray, face_frame: np.ndarray, face_box: np.ndarray, face_track: np.ndarray,
+                     track_scores: np.ndarray, frame_index: np.ndarray) -> tuple[tuple[Face, ...], tuple[Track, ...]]:
+    """``Face`` and ``Track`` records from per-face arrays (the ensemble's outputs, or the pipeline's results;
+    ``face_frame``: positions among the sampled frames, mapped to video frames through ``frame_index``)."""
+    frames = np.asarray(frame_index, np.int64)[np.asarray(face_frame, np.int64)]
+    faces = tuple(Face(int(f), tuple(round(float(v), 2) for v in box), int(t), float(s))
+                  for f, box, t, s in zip(frames, np.asarray(face_box).reshape(-1, 4), face_track, face_scores,
+                                          strict=True))
+    tracks = []
+    for track_id, score in enumerate(np.asarray(track_scores, np.float64)):
+        seen = frames[np.asarray(face_track) == track_id]
+        tracks.append(Track(track_id, float(score), len(seen), int(seen.min()), int(seen.max())))
+    return faces, tuple(tracks)
