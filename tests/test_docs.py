@@ -1,5 +1,6 @@
-"""The README as a user reads it: every code block either runs here (and does, below) or says why not, its links
-stay inside the repository, and the CLI reference is what the parsers say."""
+"""The README and the guides in docs/ as a user reads them: every code block either runs here (and does, below) or
+says why not, their links stay inside the repository, the README fits a screen or two, and what it generates from
+elsewhere (the CLI table, the measured numbers) is current."""
 
 from __future__ import annotations
 
@@ -15,12 +16,16 @@ from pathlib import Path
 import matplotlib.cbook
 import numpy as np
 import pytest
+from helpers import REPO
 
 from dfguard.cli_reference import reference, with_readme_table
 from dfguard.image import read_image
 
-REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+# the README and what was split out of it: their snippets run or say why not
+GUIDES = (README, *(REPO / "docs" / f"{name}.md" for name in ("guide", "training", "operations", "contributing")))
+LINKED = (*GUIDES, REPO / "docs" / "architecture.md", REPO / "docs" / "papers.md")
+README_LINES = 250
 MARKER = re.compile(r"^\s*<!-- snippet: (run|skip) \((.+)\) -->$")
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -29,15 +34,16 @@ GRACE_HOPPER = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileo
 
 @dataclass(frozen=True)
 class Block:
-    """A fenced code block of the README: its language, code (dedented), line, and its marker (or None)."""
+    """A fenced code block of a document: its language, code (dedented), where it is, and its marker (or None)."""
 
     language: str
     code: str
     line: int
     marker: tuple[str, str] | None
+    document: str = ""
 
 
-def code_blocks(text: str) -> list[Block]:
+def code_blocks(text: str, document: str = "") -> list[Block]:
     """Every fenced code block (with or without a language), with the ``<!-- snippet: … -->`` marker on the line
     before it, if any."""
     lines, blocks, k = text.split("\n"), [], 0
@@ -50,7 +56,7 @@ def code_blocks(text: str) -> list[Block]:
         before = next((lines[j] for j in range(k - 1, -1, -1) if lines[j].strip()), "")
         found = MARKER.match(before)
         blocks.append(Block(opening.group(2), textwrap.dedent("\n".join(lines[k + 1:end])), k + 1,
-                            (found.group(1), found.group(2)) if found else None))
+                            (found.group(1), found.group(2)) if found else None, document))
         k = end + 1
     return blocks
 
@@ -63,31 +69,52 @@ RUN_BY = {"dct_highpass(faces_uint8": "test_the_kernel_and_face_snippets_run",
           "dfguard synth data/videos": "test_the_training_snippet_runs"}
 
 
+def all_blocks() -> list[Block]:
+    """The code blocks of every guide."""
+    return [b for path in GUIDES for b in code_blocks(path.read_text(), path.relative_to(REPO).as_posix())]
+
+
 def runnable(containing: str) -> Block:
-    """The one block marked ``run`` whose code contains ``containing``."""
-    (block,) = [b for b in code_blocks(README.read_text()) if b.marker and b.marker[0] == "run"
-                and containing in b.code]
+    """The one block marked ``run``, in any guide, whose code contains ``containing``."""
+    (block,) = [b for b in all_blocks() if b.marker and b.marker[0] == "run" and containing in b.code]
     return block
 
 
 def test_every_code_block_runs_here_or_says_why_not():
-    blocks = code_blocks(README.read_text())
+    blocks = all_blocks()
     assert len(blocks) > 10
-    unmarked = [b.line for b in blocks if b.marker is None and b.language != "mermaid"]
-    assert not unmarked, f"README code blocks without a <!-- snippet: run|skip (why) --> line before: {unmarked}"
+    unmarked = [f"{b.document}:{b.line}" for b in blocks if b.marker is None and b.language != "mermaid"]
+    assert not unmarked, f"code blocks without a <!-- snippet: run|skip (why) --> line before: {unmarked}"
     run = [b for b in blocks if b.marker and b.marker[0] == "run"]
-    untested = [b.line for b in run if sum(key in b.code for key in RUN_BY) != 1]
-    assert not untested, f"README blocks marked run that no test runs (add them to RUN_BY): {untested}"
+    untested = [f"{b.document}:{b.line}" for b in run if sum(key in b.code for key in RUN_BY) != 1]
+    assert not untested, f"blocks marked run that no test runs (add them to RUN_BY): {untested}"
     assert len(run) == len(RUN_BY)
 
 
 def test_every_link_points_inside_the_repository():
-    text = README.read_text()
-    assert "](http" not in text  # (nothing in the repository names what lies outside it: test_package)
-    for target in LINK.findall(text):
-        path = target.split("#")[0]
-        assert path and not path.startswith(("/", "..")), target
-        assert (REPO / path).exists(), f"README links to {target}, which is not in the repository"
+    for document in LINKED:
+        text = document.read_text()
+        assert "](http" not in text  # (nothing in the repository names what lies outside it: test_package)
+        for target in LINK.findall(text):
+            path = (document.parent / target.split("#")[0]).resolve()
+            assert target.split("#")[0] and REPO in path.parents, f"{document.name} links outside: {target}"
+            assert path.exists(), f"{document.name} links to {target}, which is not in the repository"
+
+
+def test_the_readme_fits_a_screen_and_its_numbers_are_those_of_results():
+    """The README stays short (the rest lives in docs/), and its table of measured numbers is what
+    benchmarks/RESULTS.md holds, each with the date it was measured (``benchmarks/headlines.py``)."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from benchmarks.headlines import readme_with_table
+        from benchmarks.results import RESULTS
+    finally:
+        sys.path.remove(str(REPO))
+    readme = README.read_text()
+    assert len(readme.splitlines()) <= README_LINES
+    assert readme_with_table(readme, RESULTS.read_text()) == readme, "run: python -m benchmarks.headlines"
+    changed = re.sub(r"^(\| numba \| 256 \|[^|]+\|[^|]+\| )[\d.]+", r"\g<1>12.0", RESULTS.read_text(), flags=re.M)
+    assert "12× the NumPy reference" in readme_with_table(readme, changed)  # a new measurement changes the README
 
 
 def test_the_cli_reference_is_what_the_parsers_say():
