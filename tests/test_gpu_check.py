@@ -32,7 +32,7 @@ def test_dry_run_runs_every_step_without_the_packages_the_gpu_machine_lacks(tmp_
     steps = {step["name"]: step for step in record["steps"]}
     assert {name: step["status"] for name, step in steps.items()} == dict.fromkeys(
         ("kernels", "kernel-bench", "dct-step", "models"), "passed")
-    assert steps["kernels"]["data"]["numba-cuda"] == {"cases": 18, "failures": 0}
+    assert steps["kernels"]["data"]["numba-cuda"] == {"cases": 6, "failures": 0}  # 3 simulator inputs × 2 outputs
     assert "cupy: skipped (no GPU)" in steps["kernels"]["detail"]
     models = steps["models"]["data"]["rows"]
     assert {(r["preset"], r["stream"]) for r in models} == {
