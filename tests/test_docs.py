@@ -113,6 +113,13 @@ def test_the_readme_fits_a_screen_and_its_numbers_are_those_of_results():
     readme = README.read_text()
     assert len(readme.splitlines()) <= README_LINES
     assert readme_with_table(readme, RESULTS.read_text()) == readme, "run: python -m benchmarks.headlines"
+    prose = re.sub(re.escape("<!-- headlines:begin -->") + ".*?" + re.escape("<!-- headlines:end -->"), "", readme,
+                   flags=re.S)
+    sources = RESULTS.read_text() + (REPO / "docs" / "papers.md").read_text()
+    for number in re.findall(r"(\d+\.\d+) ?%", prose):  # a measured percentage in the prose: measured somewhere
+        as_fraction = f"{float(number) / 100:.3f}"
+        assert number in sources or as_fraction in sources, (
+            f"the README says {number} %, which neither RESULTS.md nor docs/papers.md holds")
     changed = re.sub(r"^(\| numba \| 256 \|[^|]+\|[^|]+\| )[\d.]+", r"\g<1>12.0", RESULTS.read_text(), flags=re.M)
     assert "12× the NumPy reference" in readme_with_table(readme, changed)  # a new measurement changes the README
 
