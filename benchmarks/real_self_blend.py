@@ -41,13 +41,14 @@ FAKE_FPR = 0.01
 
 @dataclass(frozen=True)
 class Data:
-    """The prepared folders a run is measured on, and the swap pairs."""
+    """The prepared folders a run is measured on, the held-out real clips and the swap pairs."""
 
     real: Path
     swaps: Path
     swap_videos: Path
     synthetic: Path
     pairs: list[SwapPair]
+    held_out: list[Path]
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,8 @@ def prepare_data(folder: Path, out: Path, size: int, frames: int, group: str | N
     crop = CropConfig(size=size)
     records = load_folder(folder, group=group)
     prepare_dataset(records, out / "prepared", frames=frames, config=crop, workers=2)
-    swap_videos = out / "swaps"
-    pairs = make_swaps([r for r in records if r.split == "test"], swap_videos, frames=frames)
+    swap_videos, held_out = out / "swaps", [r for r in records if r.split == "test"]
+    pairs = make_swaps(held_out, swap_videos, frames=frames)
     prepare_dataset(load_csv(swap_videos / "manifest.csv"), out / "swaps_prepared", frames=frames, config=crop,
                     workers=2)
     synthetic = out / "synthetic" / "manifest.csv"
@@ -82,22 +83,17 @@ def prepare_data(folder: Path, out: Path, size: int, frames: int, group: str | N
         make_dataset(synthetic.parent, families=tuple(FAMILIES), videos_per_class=SYNTHETIC_PER_CLASS,
                      splits={"test": 1.0})
     prepare_dataset(load_csv(synthetic), out / "synthetic_prepared", frames=frames, config=crop, workers=2)
-    return Data(out / "prepared", out / "swaps_prepared", swap_videos, out / "synthetic_prepared", pairs)
+    return Data(out / "prepared", out / "swaps_prepared", swap_videos, out / "synthetic_prepared", pairs,
+                [r.path for r in held_out])
 
 
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC, NaN with one class."""
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else float("nan")
-
-
-def measure(checkpoint: Path, data: Data, calibration_out: Path) -> tuple[dict[str, float], object]:
+def measure(checkpoint: Path, data: Data, calibration_out: Path) -> tuple[dict[str, float], object, int]:
     """Calibrate on the validation self-blends, then every number of the report for one checkpoint; returns the
-    numbers and the fitted ``CalibratedScores``."""
+    numbers, the fitted ``CalibratedScores`` and the checkpoint's stage."""
     from dfguard.inference.checkpoint import load_model
     from dfguard.train.calibrate import calibrate
     from dfguard.train.evaluate import SplitScorer
+    from dfguard.train.trainer import auc
 
     fitted = calibrate(checkpoint, data.real, calibration_out, self_blend=True, fake_fpr=FAKE_FPR,
                        progress=False).fitted
@@ -118,13 +114,12 @@ def measure(checkpoint: Path, data: Data, calibration_out: Path) -> tuple[dict[s
             "swap pairs ranked right": pair_accuracy(data.pairs, swap_scores, data.swap_videos),
             "synthetic video AUC": auc(synthetic_scores, synthetic_labels),
             "held-out reals flagged": int(flagged.sum()), "held-out reals": len(flagged),
-            "fake threshold": float(fitted.verdict.fake_at)}, fitted
+            "fake threshold": float(fitted.verdict.fake_at)}, fitted, trained.stage
 
 
 def train_variant(variant: str, seed: int, data: Data, out: Path, preset: str, overrides: tuple[str, ...]
                   ) -> tuple[RunResult, object]:
     """Train (or reuse) one variant and seed and measure it."""
-    from dfguard.inference.checkpoint import load_model
     from dfguard.train.config import load_preset
     from dfguard.train.trainer import Trainer
 
@@ -136,8 +131,8 @@ def train_variant(variant: str, seed: int, data: Data, out: Path, preset: str, o
         Trainer(config, data.real, run).run()
         timing.write_text(json.dumps(time.perf_counter() - start))
     seconds = json.loads(timing.read_text()) if timing.is_file() else float("nan")
-    metrics, fitted = measure(run / "best.pt", data, run / "calibration")
-    return RunResult(variant, seed, run / "best.pt", seconds, load_model(run / "best.pt").stage, metrics), fitted
+    metrics, fitted, stage = measure(run / "best.pt", data, run / "calibration")
+    return RunResult(variant, seed, run / "best.pt", seconds, stage, metrics), fitted
 
 
 COLUMNS = ("self-blend frame AUC", "self-blend video AUC", "swap video AUC", "swap pairs ranked right",
@@ -164,15 +159,14 @@ def runs_table(results: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
-def serve_and_score(repository: Path, folder: Path, data: Data, out: Path, group: str | None) -> str:
+def serve_and_score(repository: Path, data: Data, out: Path) -> str:
     """Start the exported repository and score the held-out clips and the swap pairs over gRPC; a summary line."""
     from dfguard.client.batch import RemoteScorer, score_files
     from dfguard.client.grpc_client import Connection
     from dfguard.client.results import ResultsFile
     from dfguard.serving.server import TritonServer
-    from dfguard.train.datasets import load_folder
 
-    held_out = [r.path for r in load_folder(folder, group=group) if r.split == "test"]
+    held_out = data.held_out
     videos = held_out + [p.swap for p in data.pairs] + sorted({p.real for p in data.pairs})
     results = out / "served.jsonl"
     results.unlink(missing_ok=True)
@@ -230,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     if exported is not None:
         body += f" Exported: {exported.variant}, seed {exported.seed}, into `{out.name}/repository`."
         if args.serve:
-            body += "\n\n" + serve_and_score(out / "repository", args.folder, data, out, args.group)
+            body += "\n\n" + serve_and_score(out / "repository", data, out)
     (out / "report.md").write_text(body + "\n")
     print(body)
     if not args.no_write:

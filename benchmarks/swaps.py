@@ -51,8 +51,9 @@ def largest_faces(frames: Sequence[np.ndarray]) -> list[Detection | None]:
     """The largest face of each frame (found by the served search), or None."""
     detector = DetectorConfig()
     found = find_faces(list(frames), detector, TrackConfig(), in_process_detector(detector_kind(detector.name)))
+    largest = found.largest_per_frame()
     faces: list[Detection | None] = [None] * len(frames)
-    for frame, face in zip(found.largest_per_frame().frame, found.largest_per_frame().detections, strict=True):
+    for frame, face in zip(largest.frame, largest.detections, strict=True):
         faces[int(frame)] = face
     return faces
 

@@ -32,8 +32,9 @@ class Face:
                    float(values["score"]))
 
     def rounded(self) -> Face:
-        """The face as a results file stores it: P(fake) to 6 digits, the box to 0.01 px."""
-        return Face(self.frame, tuple(round(v, 2) for v in self.box), self.track, round(self.score, 6))
+        """The face as a results file stores it: P(fake) to 6 digits (its box is at 0.01 px already,
+        ``faces_and_tracks``)."""
+        return Face(self.frame, self.box, self.track, round(self.score, 6))
 
 
 @dataclass(frozen=True)

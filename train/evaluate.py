@@ -122,18 +122,19 @@ class SplitScorer:
                  self_blend: bool = False, seed: int = 0) -> None:
         self.trained = trained
         self.frames = FrameDataset(prepared, split, cutoff=trained.spec().cutoff)
-        refs = list(range(len(self.frames.frames)))
-        blended = [i for i in refs if self.frames.labels_of(i) == 0] if self_blend else []
-        self.dataset = (SelfBlendedFrames(self.frames, keep_fakes=True, fixed=True, seed=seed) if self_blend
-                        else self.frames)
-        faces = [self.frames.frames[i] for i in refs + blended]
-        records = self.frames.videos
-        self.methods = [records[f.video].method for f in faces[:len(refs)]] + [SELF_BLEND] * len(blended)
-        self.video_ids = [records[f.video].video_id for f in faces[:len(refs)]] + [
-            records[f.video].video_id + BLENDED for f in faces[len(refs):]]
-        self.labels = np.array([self.frames.labels_of(i) for i in refs] + [1] * len(blended), int)
-        self.face_frames = np.array([f.frame for f in faces])
-        self.face_tracks = np.array([f.track for f in faces])
+        if self_blend:
+            self.dataset = SelfBlendedFrames(self.frames, keep_fakes=True, fixed=True, seed=seed)
+            items = self.dataset.items  # (face row, self-blended?) of each sample, in the loader's order
+        else:
+            self.dataset, items = self.frames, [(row, False) for row in range(len(self.frames))]
+        records, faces = self.frames.videos, [self.frames.frames[row] for row, _ in items]
+        self.methods = [SELF_BLEND if blended else records[face.video].method
+                        for face, (_, blended) in zip(faces, items, strict=True)]
+        self.video_ids = [records[face.video].video_id + (BLENDED if blended else "")
+                          for face, (_, blended) in zip(faces, items, strict=True)]
+        self.labels = np.asarray(self.dataset.labels, int)
+        self.face_frames = np.array([face.frame for face in faces])
+        self.face_tracks = np.array([face.track for face in faces])
         self.tracks = {record.video_id: (record.frames, self.frames.track_counts(v))
                        for v, record in enumerate(records)}
         self.tracks |= {video + BLENDED: self.tracks[video] for video in list(self.tracks) if self_blend}

@@ -74,6 +74,7 @@ class Blend:
 def draw_blend(rng: np.random.Generator, size: int, settings: BlendSettings = BlendSettings()) -> Blend:
     """Random alterations for a crop of ``size`` pixels."""
     s = settings
+    # one region draws nothing, so the blends of a seed stay those of the settings before regions existed
     region = s.regions[int(rng.integers(len(s.regions)))] if len(s.regions) > 1 else s.regions[0]
     return Blend(gain=1 + rng.uniform(-s.contrast, s.contrast, 3),
                  offset=rng.uniform(-s.colour_shift, s.colour_shift, 3),

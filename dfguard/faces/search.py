@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detect import Detection, as_rgb
+from .detect import Detection, as_rgb, in_process_detector
 from .settings import DetectorConfig, TrackConfig
 from .tiles import DetectorRun, merge_candidates, run_windows, tile_windows, windows_around
 from .tracks import link_tracks, shot_starts
@@ -111,8 +111,6 @@ def detect_faces(image: np.ndarray, detector: DetectorConfig = DetectorConfig(),
     """Every face in one RGB uint8 ``[H, W, 3]`` image (gray and RGBA accepted), best first, found as the service
     finds them (``DetectorConfig``'s defaults: full range on the whole image and on overlapping tiles, faces from
     ``min_face_px``), capped at ``TrackConfig.max_faces``; ``run``: the detector, in this process by default."""
-    from .detect import in_process_detector
-
     run = run or in_process_detector(detector_kind(detector.name))
     found = find_faces([image], detector, TrackConfig(), run)
     return sorted(found.detections, key=lambda face: -face.score)
