@@ -244,12 +244,13 @@ def test_network_decoding_and_nms_equal_mediapipe_on_the_same_input(photo):
 
 # --- ONNX -----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a fresh torch.export of the network (seconds)
 def test_onnx_export_equals_pytorch_on_real_frames(tmp_path):
     import onnxruntime
 
     from dfguard.faces.export import export_detector
 
-    path = export_detector(tmp_path / "face_detector.onnx")
+    path = export_detector(tmp_path / "face_detector.onnx", detector=load_blazeface())  # exported afresh
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["DETECTOR_INPUT"]
     assert [o.name for o in session.get_outputs()] == ["REGRESSORS", "SCORES"]
@@ -263,6 +264,20 @@ def test_onnx_export_equals_pytorch_on_real_frames(tmp_path):
     sizes = [frame.shape[:2] for frame in frames]
     from_onnx = [len(found) for found in detections_from_outputs(regressors, scores, sizes)]
     assert from_onnx == [len(f) for f in detections_from_outputs(expected_regressors, expected_scores, sizes)]
+
+
+def test_an_export_of_mediapipes_weights_copies_the_cached_graph_and_checks_it(tmp_path):
+    import onnxruntime
+
+    from dfguard.faces.export import cached_detector, export_detector
+
+    path = export_detector(tmp_path / "a" / "face_detector.onnx")
+    assert path.read_bytes() == cached_detector().read_bytes()
+    batch = detector_input([grace_hopper(), astronaut()])
+    outputs = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {
+        "DETECTOR_INPUT": batch})
+    for ours, eager in zip(outputs, run_detector(batch, load_blazeface()), strict=True):
+        assert np.abs(ours - eager).max() < 1e-4
 
 
 def test_onnx_export_fails_loudly_on_mismatch(tmp_path):

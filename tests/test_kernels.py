@@ -100,8 +100,11 @@ def test_backend_matches_reference(rng, backend, kind, output, cutoff):
 @needs("numba-cuda")
 @pytest.mark.parametrize("kind", list(SIMULATOR_KINDS))
 @pytest.mark.parametrize("output", OUTPUTS)
-@pytest.mark.parametrize("cutoff", [1, 4, 8])
+@pytest.mark.parametrize("cutoff", [pytest.param(1, marks=pytest.mark.slow), 4,
+                                    pytest.param(8, marks=pytest.mark.slow)])
 def test_numba_cuda_in_simulator_matches_reference(rng, kind, output, cutoff):
+    """Every simulated GPU thread is a Python thread (about 1 s a case): the inner loop runs cutoff 4, make test
+    the edges too."""
     x = make_input(rng, *SIMULATOR_KINDS[kind])
     expected = dct_highpass(x, cutoff=cutoff, output=output, backend="numpy")
     assert_matches(dct_highpass(x, cutoff=cutoff, output=output, backend="numba-cuda"), expected)

@@ -11,7 +11,7 @@ from dfguard.faces.search import find_faces, key_frames, neighbour_boxes
 from dfguard.faces.settings import DetectorConfig, TrackConfig
 from dfguard.faces.tiles import CONTEXT, ZOOMED_OUT, tile_windows, windows_around
 from dfguard.faces.weights import DETECTORS
-from dfguard.train.scenes import make_scene, match
+from dfguard.train.scenes import make_scene, match, plan_scene
 
 FULL_RANGE = DETECTORS["blazeface_full_range"]
 
@@ -54,11 +54,12 @@ def panning_video(rng: np.random.Generator, frames: int = 9, step: int = 45) -> 
     frame), and the faces' boxes in each frame."""
     width, height, pan = 1920, 1080, step * (frames - 1)
     for _ in range(100):
-        scene = make_scene(rng, width=width + pan, height=height, faces=2, min_face_px=50, max_face_px=90,
-                           gray=False)
-        boxes = scene.boxes
+        plan = plan_scene(rng, width=width + pan, height=height, faces=2, min_face_px=50, max_face_px=90,
+                          gray=False)
+        boxes = plan.boxes
         if len(boxes) == 2 and (boxes[:, 0] > pan + 10).all() and (boxes[:, 2] < width - 10).all() and \
                 (boxes[:, 1] > 10).all() and (boxes[:, 3] < height - 10).all():
+            scene = plan.render()
             break
     else:
         raise AssertionError("no scene of two faces fits")

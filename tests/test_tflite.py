@@ -46,12 +46,14 @@ def test_full_range_outputs_the_anchor_layout_its_decoder_expects():
     assert ((scores >= 0) & (scores <= 1)).all()
 
 
+@pytest.mark.slow  # a fresh torch.export of the network (seconds)
 def test_full_range_onnx_export_equals_pytorch_on_real_frames(tmp_path):
     import onnxruntime
 
     from dfguard.faces.export import export_detector
 
-    path = export_detector(tmp_path / "full_range.onnx", kind=FULL_RANGE, max_batch=16)
+    path = export_detector(tmp_path / "full_range.onnx", detector=load_detector(FULL_RANGE), kind=FULL_RANGE,
+                           max_batch=16)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     batch = detector_input([grace_hopper(), astronaut(), np.ascontiguousarray(np.rot90(astronaut()))], 192)
     for onnx, eager in zip(session.run(None, {"DETECTOR_INPUT": batch}),

@@ -13,7 +13,7 @@ from dfguard.faces.detect import Detection
 from dfguard.faces.tiles import detect_faces_tiled
 from dfguard.faces.tracks import SHOT_LAYOUT, Track, TrackConfig, cap_faces, link_tracks, shot_starts, thumbnail
 from dfguard.faces.weights import DETECTORS
-from dfguard.train.scenes import make_scene
+from dfguard.train.scenes import plan_scene
 
 FULL_RANGE = DETECTORS["blazeface_full_range"]
 
@@ -25,12 +25,12 @@ def two_people(rng: np.random.Generator, width: int = 1280, height: int = 720) -
     """A colour scene with two faces of 100-250 px, ``PAN`` pixels larger than the frame each way, both faces
     inside every frame a camera panning over it can film."""
     for _ in range(200):
-        scene = make_scene(rng, width=width + PAN, height=height + PAN, faces=2, gray=False)
+        scene = plan_scene(rng, width=width + PAN, height=height + PAN, faces=2, gray=False)  # rendered if kept
         sides = scene.boxes[:, 3] - scene.boxes[:, 1]
         inside = ((scene.boxes[:, 0] > PAN) & (scene.boxes[:, 2] < width) & (scene.boxes[:, 1] > PAN)
                   & (scene.boxes[:, 3] < height))
         if len(scene.boxes) == 2 and (sides > 100).all() and (sides < 250).all() and inside.all():
-            return scene.image
+            return scene.render().image
     raise AssertionError("no two-person scene drawn")
 
 

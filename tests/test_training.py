@@ -106,7 +106,8 @@ def test_torchrun_with_two_cpu_processes(prepared, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("stage 1 epoch 1/1") == 1  # printed by rank 0 only
     assert len(list((tmp_path / "ddp" / "tensorboard").glob("events.out.tfevents.*"))) == 1
-    loaded = load_model(tmp_path / "ddp" / "best.pt")
+    assert (tmp_path / "ddp" / "best.pt").is_file()
+    loaded = load_model(tmp_path / "ddp" / "stage2_best.pt")  # best.pt: whichever stage validated better
     model = loaded.model
     assert loaded.stage == 2 and all(torch.isfinite(p).all() for p in model.parameters())
     assert not np.isclose(float((model.centers.fake - model.centers.real).norm()), 0.0)

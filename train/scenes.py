@@ -50,15 +50,44 @@ def background_photos() -> dict[str, np.ndarray]:
 
 def background(name: str, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """A ``width × height`` background: a photo scaled to cover the frame and cut at random, or a gradient."""
-    if name == "gradient":
-        start, end = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-        ramp = np.linspace(0, 1, width)[None, :, None]
-        return np.broadcast_to(start + (end - start) * ramp, (height, width, 3)).astype(np.uint8).copy()
-    photo = background_photos()[name]
-    scale = max(width / photo.shape[1], height / photo.shape[0]) * rng.uniform(1.0, 1.5)
-    big = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    y, x = rng.integers(0, big.shape[0] - height + 1), rng.integers(0, big.shape[1] - width + 1)
-    return np.ascontiguousarray(big[y:y + height, x:x + width])
+    return BackgroundCut.draw(name, width, height, rng).render()
+
+
+@dataclass(frozen=True)
+class BackgroundCut:
+    """Where a background comes from, drawn before any pixel is made: the gradient's end colours, or the photo's
+    scale and the corner of the cut."""
+
+    name: str
+    width: int
+    height: int
+    start: tuple[int, ...] = ()
+    end: tuple[int, ...] = ()
+    scale: float = 1.0
+    corner: tuple[int, int] = (0, 0)
+
+    @classmethod
+    def draw(cls, name: str, width: int, height: int, rng: np.random.Generator) -> BackgroundCut:
+        """Draw a background of ``name`` (a key of ``BACKGROUNDS``)."""
+        if name == "gradient":
+            start, end = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+            return cls(name, width, height, tuple(int(v) for v in start), tuple(int(v) for v in end))
+        photo = background_photos()[name]
+        scale = max(width / photo.shape[1], height / photo.shape[0]) * rng.uniform(1.0, 1.5)
+        big_height, big_width = round(photo.shape[0] * scale), round(photo.shape[1] * scale)  # cv2.resize's size
+        y, x = rng.integers(0, big_height - height + 1), rng.integers(0, big_width - width + 1)
+        return cls(name, width, height, scale=float(scale), corner=(int(y), int(x)))
+
+    def render(self) -> np.ndarray:
+        """The background's pixels, RGB uint8 ``[height, width, 3]``."""
+        if self.name == "gradient":
+            start, end = np.array(self.start), np.array(self.end)
+            ramp = np.linspace(0, 1, self.width)[None, :, None]
+            return np.broadcast_to(start + (end - start) * ramp, (self.height, self.width, 3)).astype(np.uint8).copy()
+        big = cv2.resize(background_photos()[self.name], None, fx=self.scale, fy=self.scale,
+                         interpolation=cv2.INTER_LINEAR)
+        y, x = self.corner
+        return np.ascontiguousarray(big[y:y + self.height, x:x + self.width])
 
 
 def head_and_shoulders(photo: np.ndarray, box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -91,22 +120,65 @@ def make_scene(rng: np.random.Generator, *, width: int | None = None, height: in
                gray: bool | None = None) -> Scene:
     """One scene; unset arguments are drawn: a resolution of ``RESOLUTIONS``, 1-3 faces (of ``min_face_px`` up
     to ``max_face_px``, by default half the frame's height), grayscale with probability 1/4."""
+    return plan_scene(rng, width=width, height=height, faces=faces, min_face_px=min_face_px,
+                      max_face_px=max_face_px, gray=gray).render()
+
+
+@dataclass(frozen=True)
+class Pasted:
+    """A head-and-shoulders cut placed in a scene: its photo, scale, top-left corner, gain and offset."""
+
+    photo: np.ndarray
+    face_box: tuple[float, float, float, float]
+    scale: float
+    corner: tuple[int, int]
+    gain: float
+    offset: float
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    """A scene drawn but not rendered: its background, what is pasted where, its face boxes (clipped to the
+    frame) and whether it is grayscale. Rendering costs milliseconds; drawing, microseconds, so a caller that
+    rejects scenes (``make_people_video``) looks at the boxes first."""
+
+    background: BackgroundCut
+    pasted: tuple[Pasted, ...]
+    boxes: np.ndarray
+    gray: bool
+
+    def render(self) -> Scene:
+        """The scene's pixels."""
+        frame = self.background.render().astype(np.float32)
+        for item in self.pasted:
+            region, _ = head_and_shoulders(item.photo, item.face_box)
+            cut = cv2.resize(region, None, fx=item.scale, fy=item.scale,
+                             interpolation=cv2.INTER_AREA if item.scale < 1 else cv2.INTER_LINEAR).astype(np.float32)
+            paste(frame, cut * item.gain + item.offset, *item.corner)
+        image = np.clip(frame, 0, 255).astype(np.uint8)
+        if self.gray:
+            image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        return Scene(image, self.boxes, self.gray)
+
+
+def plan_scene(rng: np.random.Generator, *, width: int | None = None, height: int | None = None,
+               faces: int | None = None, min_face_px: int = 48, max_face_px: float | None = None,
+               gray: bool | None = None) -> ScenePlan:
+    """Draw a scene as ``make_scene`` does (the same draws from ``rng``, so the same scene), without rendering."""
     from .synthetic import source_photos
 
     if width is None or height is None:
         width, height = RESOLUTIONS[rng.integers(len(RESOLUTIONS))]
     faces = int(rng.integers(1, 4)) if faces is None else faces
     gray = bool(rng.random() < 0.25) if gray is None else gray
-    frame = background(BACKGROUNDS[rng.integers(len(BACKGROUNDS))], width, height, rng).astype(np.float32)
-    sources, placed = source_photos(), []
+    backdrop = BackgroundCut.draw(BACKGROUNDS[rng.integers(len(BACKGROUNDS))], width, height, rng)
+    sources, placed, pasted = source_photos(), [], []
     for _ in range(faces):
         for _attempt in range(50):
             source = sources[rng.integers(len(sources))]
-            region, face = head_and_shoulders(source.image, source.face_box)
+            _, face = head_and_shoulders(source.image, source.face_box)
             size = np.exp(rng.uniform(np.log(min_face_px), np.log(max_face_px or height / 2)))
             scale = size / (face[3] - face[1])
-            cut = cv2.resize(region, None, fx=scale, fy=scale,
-                             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR).astype(np.float32)
             face = face * scale
             # anywhere, a quarter of the face at most out of the frame (a camera's edge cuts people too)
             side = face[2] - face[0]
@@ -116,13 +188,12 @@ def make_scene(rng: np.random.Generator, *, width: int | None = None, height: in
             box = face + np.array([left, top, left, top], np.float32)
             if overlaps(box, placed, 0.3):
                 continue
-            paste(frame, cut * rng.uniform(0.7, 1.2) + rng.uniform(-20, 20), left, top)
+            gain = rng.uniform(0.7, 1.2)
+            pasted.append(Pasted(source.image, source.face_box, float(scale), (left, top), gain,
+                                 rng.uniform(-20, 20)))
             placed.append(box)
             break
-    image = np.clip(frame, 0, 255).astype(np.uint8)
-    if gray:
-        image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-    return Scene(image, clip_boxes(placed, height, width), gray)
+    return ScenePlan(backdrop, tuple(pasted), clip_boxes(placed, height, width), gray)
 
 
 def clip_boxes(boxes: object, height: int, width: int) -> np.ndarray:
@@ -187,11 +258,12 @@ def make_people_video(path: Path, spec: VideoSpec, rng: np.random.Generator, *, 
 
     width, height = spec.width, spec.height
     for _ in range(500):
-        scene = make_scene(rng, width=width + pan, height=height + pan, faces=people, min_face_px=min_face_px,
-                           max_face_px=max_face_px, gray=False)
-        boxes = scene.boxes
+        plan = plan_scene(rng, width=width + pan, height=height + pan, faces=people, min_face_px=min_face_px,
+                          max_face_px=max_face_px, gray=False)
+        boxes = plan.boxes
         inside = (boxes[:, 0] > pan) & (boxes[:, 1] > pan) & (boxes[:, 2] < width) & (boxes[:, 3] < height)
         if len(boxes) and inside.all() and (people is None or len(boxes) == people):
+            scene = plan.render()
             break
     else:
         raise ValueError(f"no scene of {people} people fits a {width}×{height} frame panned by {pan} px")

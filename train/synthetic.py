@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -106,8 +107,11 @@ class SourcePhoto:
     face_box: tuple[float, float, float, float]
 
 
-def source_photos() -> list[SourcePhoto]:
-    """The real portraits that ship in installed packages, and their mirror images (four identities)."""
+@cache
+def source_photos() -> tuple[SourcePhoto, ...]:
+    """The real portraits that ship in installed packages, and their mirror images (four identities); read, and
+    their faces found, once per process (scenes draw from them hundreds of times), so their pixels are
+    read-only."""
     import matplotlib.cbook
     import skimage.data
     from PIL import Image
@@ -120,8 +124,9 @@ def source_photos() -> list[SourcePhoto]:
     for name, image in (("grace_hopper", grace), ("astronaut", skimage.data.astronaut())):
         for suffix, variant in (("", image), ("_mirrored", np.ascontiguousarray(image[:, ::-1]))):
             (face, *_) = detect_whole_image(variant)
+            variant.flags.writeable = False
             photos.append(SourcePhoto(name + suffix, variant, face.box))
-    return photos
+    return tuple(photos)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .decode import MIN_SCORE, NMS_IOU, RawDetections, decode, weighted_nms
-from .weights import INPUT_SIZE, SHORT_RANGE, DetectorKind, cached_artifact, publish
+from .weights import INPUT_SIZE, SHORT_RANGE, DetectorKind, cached_graph
 
 if TYPE_CHECKING:
     from torch import nn
@@ -127,17 +127,16 @@ def in_process_detector(kind: DetectorKind = SHORT_RANGE) -> Callable[[np.ndarra
 
 @lru_cache(maxsize=2)
 def default_session(kind: DetectorKind = SHORT_RANGE) -> object:
-    """The detector as an ONNX Runtime session, exported once per weights file and cached beside its weights
-    (2.3× faster than PyTorch eager on a 2-core CPU, and the very graph the CPU ensemble runs). For in-process
-    use only: a served repository runs its own ``face_detector/1/model.onnx`` and never builds this cache."""
+    """The detector as an ONNX Runtime session on its cached graph (``dfguard.faces.export.cached_detector``:
+    2.3× faster than PyTorch eager on a 2-core CPU, and the very graph ``dfguard export`` copies into a served
+    repository's ``face_detector/1/model.onnx``)."""
     import onnxruntime
 
-    from .export import export_detector
-
-    path = cached_artifact(kind.tflite_path(), ".onnx")
+    path = cached_graph(kind)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        publish(export_detector(path.with_suffix(f".{os.getpid()}.tmp.onnx"), kind=kind), path)
+        from .export import cached_detector  # torch: only to export it, the first time
+
+        cached_detector(kind)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = int(os.environ.get("DFGUARD_THREADS", "0"))  # 0: all cores; 1 in workers
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

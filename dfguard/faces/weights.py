@@ -31,10 +31,14 @@ class DetectorKind:
     largest_face: float
 
     def tflite_path(self) -> Path:
-        """Where mediapipe's wheel keeps this model."""
-        import mediapipe
+        """Where mediapipe's wheel keeps this model (found without importing mediapipe, which takes a second)."""
+        import importlib.util
 
-        return Path(mediapipe.__file__).parent / "modules" / "face_detection" / self.filename
+        spec = importlib.util.find_spec("mediapipe")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError("mediapipe is not installed: BlazeFace's weights come from its wheel "
+                                      "(pip install 'deepfake-guard[train]')")
+        return Path(spec.submodule_search_locations[0]) / "modules" / "face_detection" / self.filename
 
     @property
     def anchors(self) -> int:
@@ -71,6 +75,12 @@ def cached_artifact(source: Path, suffix: str) -> Path:
     ``ARTIFACT_VERSION``, which changes whenever what we derive from it changes (outputs, units, names)."""
     digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]
     return cache_dir() / f"{Path(source).stem}-{digest}-v{ARTIFACT_VERSION}{suffix}"
+
+
+def cached_graph(kind: DetectorKind, max_batch: int = 1024) -> Path:
+    """Where the ONNX graph of ``kind`` (batches up to ``max_batch``) is cached; ``dfguard.faces.export``
+    writes it."""
+    return cached_artifact(kind.tflite_path(), f"-b{max_batch}.onnx")
 
 
 def publish(partial: Path, final: Path) -> Path:

@@ -254,9 +254,12 @@ class TritonServer:
                 dead.append(pid)
         return dead
 
-    def supervise(self, interval: float = 2.0, timeout: float = 180.0) -> int:
+    def supervise(self, interval: float = 2.0, timeout: float = 180.0, grace: float = 5.0) -> int:
         """Watch the server until it exits (returns its exit code): when a stub dies, restart tritonserver on the
-        same ports (requests meanwhile get UNAVAILABLE, which clients retry), printing why."""
+        same ports (requests meanwhile get UNAVAILABLE, which clients retry), printing why.
+
+        A server whose stub died does not exit on SIGTERM before Triton's exit timeout (30 s: the dead model never
+        unloads), while every request to that model fails: after ``grace`` seconds it is killed instead."""
         while True:
             try:
                 return self.process.wait(interval)
@@ -267,7 +270,7 @@ class TritonServer:
             if dead := self.dead_stubs():
                 print(f"a Python-backend stub died (pids {dead}): restarting tritonserver on the same ports",
                       flush=True)
-                self.stop()
+                self.stop(grace)
                 self.start(timeout)
 
     def port_was_taken(self, message: str = "") -> bool:
