@@ -266,15 +266,22 @@ def test_onnx_export_equals_pytorch_on_real_frames(tmp_path):
     assert from_onnx == [len(f) for f in detections_from_outputs(expected_regressors, expected_scores, sizes)]
 
 
-def test_an_export_of_mediapipes_weights_copies_the_cached_graph_and_checks_it(tmp_path):
+@pytest.mark.slow  # exports the network once, into an empty cache
+def test_an_export_of_mediapipes_weights_fills_the_cache_once_then_copies_and_checks_it(tmp_path, monkeypatch):
     import onnxruntime
 
-    from dfguard.faces.export import cached_detector, export_detector
+    from dfguard.faces.export import export_detector
+    from dfguard.faces.weights import cached_graph
 
-    path = export_detector(tmp_path / "a" / "face_detector.onnx")
-    assert path.read_bytes() == cached_detector().read_bytes()
+    monkeypatch.setenv("DFGUARD_CACHE", str(tmp_path / "cache"))
+    first = export_detector(tmp_path / "a" / "face_detector.onnx")
+    (cached,) = (tmp_path / "cache").glob("*.onnx")  # the graph, and no partial file left beside it
+    assert cached == cached_graph(SHORT_RANGE) and first.read_bytes() == cached.read_bytes()
+    written = cached.stat().st_mtime_ns
+    second = export_detector(tmp_path / "b" / "face_detector.onnx")
+    assert cached.stat().st_mtime_ns == written and second.read_bytes() == cached.read_bytes()
     batch = detector_input([grace_hopper(), astronaut()])
-    outputs = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {
+    outputs = onnxruntime.InferenceSession(str(second), providers=["CPUExecutionProvider"]).run(None, {
         "DETECTOR_INPUT": batch})
     for ours, eager in zip(outputs, run_detector(batch, load_blazeface()), strict=True):
         assert np.abs(ours - eager).max() < 1e-4
