@@ -430,3 +430,34 @@ def test_metrics_carry_what_the_autoscaler_and_the_dashboard_read(served, video)
     assert value(r'nv_inference_request_success\{model="face_finder",version="1"\}') >= 1
     assert value(r'nv_inference_request_success\{model="deepfake_video",version="1"\}') >= 1
     assert value(r'nv_inference_request_summary_us\{model="face_finder",version="1",quantile="0.95"\}') > 0
+
+
+def test_every_stub_runs_with_the_allocator_that_gives_memory_back(served):
+    """What ``ALLOCATOR`` sets reaches tritonserver and each Python-backend stub (glibc reads it at start)."""
+    from dfguard.serving.server import ALLOCATOR
+
+    for pid in (served.process.pid, *served.stubs):
+        environment = dict(entry.split("=", 1) for entry in
+                           Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry)
+        assert {name: environment.get(name) for name in ALLOCATOR} == ALLOCATOR, pid
+
+
+def test_an_operators_allocator_settings_win(monkeypatch):
+    from dfguard.serving.server import ALLOCATOR, server_environment
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    environment = server_environment(Path("/opt/tritonserver/bin/tritonserver"))
+    assert environment["MALLOC_ARENA_MAX"] == "8"
+    assert environment["MALLOC_MMAP_THRESHOLD_"] == ALLOCATOR["MALLOC_MMAP_THRESHOLD_"]
+
+
+@pytest.mark.parametrize(("value", "kept"), [(None, True), ("true", True), ("false", False), ("False", False)])
+def test_the_memory_arena_parameter_of_an_onnx_step(value, kept):
+    import json
+
+    from dfguard.serving.steps import memory_arena
+
+    parameters = {} if value is None else {"memory_arena": {"string_value": value}}
+    assert memory_arena({"model_config": json.dumps({"parameters": parameters})}) is kept
+    with pytest.raises(ValueError, match="memory_arena must be true or false"):
+        memory_arena({"model_config": json.dumps({"parameters": {"memory_arena": {"string_value": "off"}}})})

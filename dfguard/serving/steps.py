@@ -37,6 +37,16 @@ def thread_count(args: dict[str, str]) -> int:
     return int(parameters(args).get("threads", 1))
 
 
+def memory_arena(args: dict[str, str]) -> bool:
+    """The config's ``memory_arena`` parameter (default true): whether ONNX Runtime keeps its CPU memory arena,
+    which grows to the largest batch a step has run and keeps it (the detector's: about 1 GB after HD videos).
+    Off, that memory goes back after each batch, for about a fifth of the throughput (benchmarks/RESULTS.md)."""
+    value = parameters(args).get("memory_arena", "true").lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"parameter memory_arena must be true or false, got {value!r}")
+    return value == "true"
+
+
 def limit_threads(args: dict[str, str]) -> int:
     """``thread_count``, also applied to OpenCV's pool: for the steps that use OpenCV (the others never load it)."""
     import cv2
@@ -175,6 +185,7 @@ class OnnxModel:
         self.outputs = [o["name"] for o in config["output"]]
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = thread_count(args)
+        options.enable_cpu_mem_arena = memory_arena(args)
         path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
