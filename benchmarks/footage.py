@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.references import Detector, mediapipe_detector, mtcnn_detector
 from benchmarks.results import write_section
 from dfguard.faces.decode import pairwise_iou
 from dfguard.progress import progress_bar
@@ -42,40 +42,11 @@ REFERENCES = ("mediapipe full range", "mediapipe short range", "MTCNN, frame hal
 FRONT_ENDS = ("ours", *REFERENCES)
 SEVERAL = "several"
 DRAWN = ("ours", "mediapipe full range")  # the front-ends whose unconfirmed detections are drawn
-MTCNN_INSTALL = "pip install requests && pip install --no-deps facenet-pytorch==2.6.0"
-Detector = Callable[[np.ndarray], np.ndarray]  # RGB frame -> boxes [K, 4] (x0, y0, x1, y1) in its pixels
 
 
 def references() -> dict[str, Detector]:
     """The three reference front-ends, each a frame → boxes function."""
-    import mediapipe as mp
-    import torch
-
-    try:
-        from facenet_pytorch import MTCNN
-    except ImportError as error:
-        raise SystemExit(f"the MTCNN reference needs facenet-pytorch ({error}): {MTCNN_INSTALL}") from error
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    mtcnn = MTCNN(margin=0, thresholds=[0.85, 0.95, 0.95], keep_all=True, device="cpu")
-    found = {k: mp.solutions.face_detection.FaceDetection(model_selection=k, min_detection_confidence=0.5)
-             for k in (1, 0)}
-
-    def mediapipe_boxes(selection: int) -> Detector:
-        def run(frame: np.ndarray) -> np.ndarray:
-            height, width = frame.shape[:2]
-            boxes = [d.location_data.relative_bounding_box for d in found[selection].process(frame).detections or []]
-            return np.array([(b.xmin * width, b.ymin * height, (b.xmin + b.width) * width,
-                              (b.ymin + b.height) * height) for b in boxes], np.float32).reshape(-1, 4)
-        return run
-
-    def mtcnn_boxes(frame: np.ndarray) -> np.ndarray:
-        import cv2
-
-        half = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        boxes, _ = mtcnn.detect(half)
-        return np.zeros((0, 4), np.float32) if boxes is None else (np.asarray(boxes, np.float32) * 2)
-
-    return dict(zip(REFERENCES, (mediapipe_boxes(1), mediapipe_boxes(0), mtcnn_boxes), strict=True))
+    return dict(zip(REFERENCES, (mediapipe_detector(1), mediapipe_detector(0), mtcnn_detector()), strict=True))
 
 
 @dataclass

@@ -7,8 +7,10 @@ Scenes from ``dfguard.train.scenes`` (1-3 people from real photos, 48 px up to h
 quarter grayscale, up to a quarter of a face out of frame); frames without people are the scene backgrounds at
 every resolution, uniform noise and a flat grey. A true face counts as found when a detection overlaps it by
 IoU ≥ 0.4 (one detection per face). Detectors: ours (ONNX Runtime) on the letterboxed frame, short and full
-range, and full range tiled (``dfguard.faces.tiles``, the serving candidate); mediapipe's ``FaceDetection``
-(TFLite, XNNPACK), short and full range. Speed: frames/s at 720p, 1080p and 4K, one frame at a time.
+range, and full range tiled (``dfguard.faces.tiles``, the serving candidate); the front-ends peers use
+(``benchmarks.references``): mediapipe's ``FaceDetection`` (TFLite, XNNPACK) short and full range, mediapipe full
+range on overlapping tiles, and MTCNN on the frame halved (the DFDC winner's; when facenet-pytorch is installed).
+Speed: frames/s at 720p, 1080p and 4K, one frame at a time.
 
 ``--filmed``: the face search of a video (``dfguard.faces.search``) on filmed HD videos
 (``make_people_video``: 1-3 people of 48 px and up, a camera panning up to a third of the frame's width), 32
@@ -27,6 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.references import (
+    MTCNN_INSTALL,
+    TILE,
+    Detector,
+    mediapipe_detector,
+    mediapipe_tiled,
+    mtcnn_detector,
+    mtcnn_installed,
+)
 from benchmarks.results import write_section
 from dfguard.faces.detect import detect_whole_image
 from dfguard.faces.tiles import MIN_FACE_PX, detect_faces_tiled
@@ -36,36 +47,32 @@ from dfguard.train.scenes import BACKGROUNDS, RESOLUTIONS, background, clip_boxe
 
 SHORT, FULL = DETECTORS["blazeface_short_range"], DETECTORS["blazeface_full_range"]
 SPEED_SIZES = ((1280, 720), (1920, 1080), (3840, 2160))
-Detector = Callable[[np.ndarray], np.ndarray]
 
 
 def detectors() -> dict[str, Detector]:
-    """Each detector as ``image → boxes [K, 4]`` in frame pixels."""
-    import mediapipe as mp
-
-    references = {k: mp.solutions.face_detection.FaceDetection(model_selection=k, min_detection_confidence=0.5)
-                  for k in (0, 1)}
-
-    def mediapipe_boxes(selection: int) -> Detector:
-        def run(image: np.ndarray) -> np.ndarray:
-            height, width = image.shape[:2]
-            found = references[selection].process(image).detections or []
-            relative = [d.location_data.relative_bounding_box for d in found]
-            return clip_boxes([(b.xmin * width, b.ymin * height, (b.xmin + b.width) * width,
-                                (b.ymin + b.height) * height) for b in relative], height, width)
-        return run
+    """Each detector as ``image → boxes [K, 4]`` in frame pixels: ours, and the front-ends peers use
+    (``benchmarks.references``; MTCNN when facenet-pytorch is installed)."""
 
     def ours(run: Callable[[np.ndarray], list]) -> Detector:
         return lambda image: clip_boxes([d.box for d in run(image)], *image.shape[:2])
 
-    return {
+    def clipped(run: Detector) -> Detector:
+        return lambda image: clip_boxes(run(image), *image.shape[:2])
+
+    runs = {
         "ours, short range, whole frame": ours(lambda image: detect_whole_image(image, kind=SHORT)),
         "ours, full range, whole frame": ours(lambda image: detect_whole_image(image, kind=FULL)),
         f"ours, full range, tiled (min_face_px {MIN_FACE_PX})": ours(lambda image: detect_faces_tiled([image],
                                                                                                       FULL)[0]),
-        "mediapipe, short range": mediapipe_boxes(0),
-        "mediapipe, full range": mediapipe_boxes(1),
+        "mediapipe, short range": clipped(mediapipe_detector(0)),
+        "mediapipe, full range": clipped(mediapipe_detector(1)),
+        f"mediapipe, full range, whole frame and {TILE}-px tiles": clipped(mediapipe_tiled()),
     }
+    if mtcnn_installed():
+        runs["MTCNN, frame halved (DFDC winner)"] = clipped(mtcnn_detector())
+    else:
+        print(f"MTCNN left out: facenet-pytorch is not installed ({MTCNN_INSTALL})")
+    return runs
 
 
 def quality(runs: dict[str, Detector], scenes: int, seed: int) -> str:
@@ -191,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = detectors()
     body = (quality(runs, args.scenes, args.seed) + f"\n\n{args.scenes} scenes (seed {args.seed}); a face is found "
             "at IoU ≥ 0.4 with one detection.\n\n" + speed(runs, args.rounds, args.seed)
-            + "\n\nOne frame at a time on the CPU (ONNX Runtime with its default threads; mediapipe TFLite XNNPACK).")
+            + "\n\nOne frame at a time on the CPU (ONNX Runtime and PyTorch with their default threads; mediapipe "
+               "TFLite XNNPACK).")
     print(body)
     if not args.no_write:
         write_section("faces-scenes", "Faces in scenes like real uploads (recall, false detections, frames/s)", body)
