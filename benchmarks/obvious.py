@@ -7,7 +7,9 @@ trained model runs in PyTorch eager. Same libraries and the same model as ours, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -38,18 +40,24 @@ class ObviousScript:
         picks = np.unique(np.round(np.linspace(0, len(every) - 1, self.num_frames)).astype(int))
         return [every[k] for k in picks]
 
-    def crops(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The first face, square ×1.3, and 64-px squares around the eyes, nose tip and mouth; None without one."""
+    def crops(self, frame: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The first face, square ×1.3, and 64-px squares around the eyes, nose tip and mouth (none without one)."""
         found = self.detector.process(frame).detections
         if not found:
-            return None
+            return []
         height, width = frame.shape[:2]
         box = found[0].location_data.relative_bounding_box
-        cx, cy = (box.xmin + box.width / 2) * width, (box.ymin + box.height / 2) * height
-        half = 1.3 * max(box.width * width, box.height * height) / 2
-        face = self.square(frame, cx, cy, half, self.size)
-        keypoints = found[0].location_data.relative_keypoints[:4]
-        parts = [self.square(frame, k.x * width, k.y * height, half / 4, self.part) for k in keypoints]
+        keypoints = [(k.x * width, k.y * height) for k in found[0].location_data.relative_keypoints[:4]]
+        return [self.face_crops(frame, (box.xmin * width, box.ymin * height, (box.xmin + box.width) * width,
+                                        (box.ymin + box.height) * height), keypoints)]
+
+    def face_crops(self, frame: np.ndarray, box: tuple[float, float, float, float],
+                   keypoints: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+        """The face of ``box`` (x0, y0, x1, y1) square ×1.3, and part squares around its four ``keypoints``."""
+        x0, y0, x1, y1 = box
+        half = 1.3 * max(x1 - x0, y1 - y0) / 2
+        face = self.square(frame, (x0 + x1) / 2, (y0 + y1) / 2, half, self.size)
+        parts = [self.square(frame, x, y, half / 4, self.part) for x, y in keypoints]
         return face.transpose(2, 0, 1), np.stack(parts).transpose(0, 3, 1, 2)
 
     @staticmethod
@@ -74,8 +82,8 @@ class ObviousScript:
 
     @torch.no_grad()
     def score(self, path: Path) -> tuple[float, int]:
-        """Mean P(fake) over the frames with a face (NaN without any), and how many faces were found."""
-        crops = [c for c in map(self.crops, self.frames(path)) if c is not None]
+        """Mean P(fake) over the faces found (NaN without any), and how many there were."""
+        crops = [c for frame in self.frames(path) for c in self.crops(frame)]
         if not crops:
             return float("nan"), 0
         faces, parts = np.stack([c[0] for c in crops]), np.stack([c[1] for c in crops])
@@ -83,3 +91,19 @@ class ObviousScript:
         output = self.model(torch.from_numpy(faces), torch.from_numpy(parts), torch.from_numpy(dct_map),
                             torch.from_numpy(vector))
         return float(torch.sigmoid(output.logit).mean()), len(crops)
+
+
+class PeerScript(ObviousScript):
+    """The obvious script at our work: every face a peer's front-end finds in each sampled frame (``finder``, from
+    ``benchmarks.references``: MTCNN on the frame halved, mediapipe on tiles), cropped and scored by the same
+    model in PyTorch eager."""
+
+    def __init__(self, checkpoint: Path, num_frames: int, finder: Callable[[np.ndarray], Any]) -> None:
+        super().__init__(checkpoint, num_frames)
+        self.finder = finder
+
+    def crops(self, frame: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every face the front-end finds, with its part crops."""
+        found = self.finder(frame)
+        return [self.face_crops(frame, tuple(box), [tuple(k) for k in keypoints])
+                for box, keypoints in zip(found.boxes, found.keypoints, strict=True)]

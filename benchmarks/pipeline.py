@@ -1,9 +1,11 @@
 """Pipeline benchmark: the same videos through (a) the obvious script a user would write (PyAV → mediapipe →
 PyTorch eager, one video at a time), (b) our in-process pipeline, (c) our Triton ensemble (CPU variant) over gRPC
-at several concurrencies, side by side in one run, against the decode-bound limit.
+at several concurrencies, side by side in one run, against the decode-bound limit; and the peers at our work:
+(d) the DFDC winner's front-end (MTCNN on the frame halved; facenet-pytorch installed for benchmarks) and (e)
+mediapipe on tiles, each finding every face of every sampled frame for the same crops and model (PyTorch eager).
 
     python -m benchmarks.pipeline [--workload small|hd] [--videos 16] [--num-frames 32] [--concurrency 1 2 4 8]
-                                  [--rounds 3] [--no-write]
+                                  [--rounds 3] [--no-peers] [--no-write]
     python -m benchmarks.pipeline --workload footage --videos DIR [...]
 
 Reports videos/s, faces/s, p50/p95 latency per video, the speed-up over (a) and the share of the decode-bound
@@ -22,7 +24,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -139,6 +141,7 @@ class Run:
     limits: list[Measurement]
     pipelines: list[Measurement]
     statistics: str
+    peers: list[Measurement] = field(default_factory=list)  # the peers' front-ends doing our work: (d), (e)
 
     @property
     def limit(self) -> Measurement:
@@ -154,10 +157,32 @@ def fastest(rows: list[Measurement]) -> Measurement | None:
     return max(rows, key=lambda r: r.videos_per_second, default=None)
 
 
+PEERS = {"(d) equal work, the DFDC winner's front-end: PyAV → MTCNN on the frame halved → every face → PyTorch "
+         "eager": "mtcnn_found",
+         "(e) equal work: PyAV → mediapipe full range on the frame and 576-px tiles → every face → PyTorch eager":
+         "mediapipe_tiled_found"}
+
+
+def peer_rows(videos: list[Path], checkpoint: Path, num_frames: int) -> list[Measurement]:
+    """The peers' front-ends (``benchmarks.references``) finding every face, the same model after them; MTCNN
+    only where facenet-pytorch is installed."""
+    from benchmarks import references
+    from benchmarks.obvious import PeerScript
+
+    rows = []
+    for name, finder in PEERS.items():
+        if finder == "mtcnn_found" and not references.mtcnn_installed():
+            print(f"left out, facenet-pytorch is not installed ({references.MTCNN_INSTALL}): {name}")
+            continue
+        script = PeerScript(checkpoint, num_frames, getattr(references, finder)())
+        rows.append(measure(name, lambda p, s=script: s.score(p)[1], videos))
+    return rows
+
+
 def run(videos: list[Path], checkpoint: Path, repository: Path | None, num_frames: int,
-        concurrencies: list[int], spec: ServingSpec | None = None) -> Run:
-    """The decode-bound limit and the three pipelines over the same videos (the ensemble only with a
-    ``repository``)."""
+        concurrencies: list[int], spec: ServingSpec | None = None, peers: bool = True) -> Run:
+    """The decode-bound limit, the obvious script, the peers at equal work (``peers``), and our two pipelines
+    over the same videos (the ensemble only with a ``repository``)."""
     import threading
 
     from benchmarks.obvious import ObviousScript
@@ -171,11 +196,12 @@ def run(videos: list[Path], checkpoint: Path, repository: Path | None, num_frame
               for threads, concurrency in ((0, 1), (1, cores))]
     obvious = ObviousScript(checkpoint, num_frames)
     rows = [measure("(a) obvious script: PyAV → mediapipe → PyTorch eager", lambda p: obvious.score(p)[1], videos)]
+    peer_measurements = peer_rows(videos, checkpoint, num_frames) if peers else []
     local = LocalDetector(checkpoint, spec)
     rows.append(measure("(b) dfguard in-process (LocalDetector)",
                         lambda p: len(local.score(p, num_frames).faces), videos))
     if repository is None:
-        return Run(limits, rows, "")
+        return Run(limits, rows, "", peer_measurements)
     statistics: dict[int, str] = {}
     with TritonServer(repository.resolve()) as server:
         clients = threading.local()
@@ -190,7 +216,7 @@ def run(videos: list[Path], checkpoint: Path, repository: Path | None, num_frame
             rows.append(measure("(c) dfguard Triton ensemble (CPU) over gRPC", remote, videos, n))
             # the warm-up's requests are in the delta too: per request and per video stay right, counts are ~
             statistics[n] = statistics_table(before, model_statistics(server.grpc_url), len(videos) + 2 * n)
-    return Run(limits, rows, statistics[fastest(rows[2:]).concurrency])
+    return Run(limits, rows, statistics[fastest(rows[2:]).concurrency], peer_measurements)
 
 
 WORKLOADS = {"small": "synthetic videos (320×240, 64 frames, H.264)",
@@ -223,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                         "means fewer tiles, a faster detector and small faces missed")
     parser.add_argument("--preset", default="tiny", help="the model: tiny (trained on the workload), or a real "
                         "preset with its initial weights (dual_stream, full: EfficientNet-B4 at 256 px)")
+    parser.add_argument("--no-peers", action="store_true", help="leave out (d) and (e), the peers' front-ends")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     footage = args.workload == "footage"
@@ -245,11 +272,14 @@ def main(argv: list[str] | None = None) -> int:
         repository = repository.with_name(f"{repository.name}-min-face-{args.min_face_px:g}")
         spec = export_repository(workload.checkpoint, repository, template=TEMPLATE,
                                  faces=DetectorConfig(min_face_px=args.min_face_px))
-    result = run(videos * args.rounds, workload.checkpoint, repository, args.num_frames, args.concurrency, spec)
+    result = run(videos * args.rounds, workload.checkpoint, repository, args.num_frames, args.concurrency, spec,
+                 peers=not args.no_peers)
     obvious, local, best = result.pipelines[0], result.pipelines[1], result.best_ensemble
+    peer = fastest(result.peers)
     model_text = ("the `tiny` preset (128-px crops)" if args.preset == "tiny" else
                   f"the `{args.preset}` preset with its initial weights") + f", faces from {args.min_face_px:g} px"
-    body = (table(result.limits + result.pipelines, obvious, result.limit)
+    rows = result.limits + result.pipelines[:1] + result.peers + result.pipelines[1:]
+    body = (table(rows, obvious, result.limit)
             + f"\n\n{len(videos)} {WORKLOADS[args.workload]} scored {args.rounds}× by each pipeline, "
             f"{args.num_frames} frames sampled per video, {model_text}, {os.cpu_count()} cores. "
             f"(b)/(a) = {local.videos_per_second / obvious.videos_per_second:.2f}×"
@@ -261,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
             f"whole frame; (b) and (c) for every face of {args.min_face_px:g} px and up with full range on the whole "
             f"frame, on its tiles in every {DetectorConfig().search_every}th sampled frame of a shot (and its first "
             "and last) and on windows around the faces found there in the frames between, "
-            "tracked (faces/s counts the faces each scored). GPU rows: unmeasured (no GPU machine at hand).")
+            "tracked (faces/s counts the faces each scored)"
+            + (f"; (d) and (e) do that work with the peers' front-ends (every face of every sampled frame, the same "
+               f"crops and model): best (c) / best of them = {best.videos_per_second / peer.videos_per_second:.2f}× "
+               "(recall of each front-end on scenes: `python -m benchmarks.scenes`)" if peer and best else "")
+            + ". GPU rows: unmeasured (no GPU machine at hand).")
     if best:
         body += (f"\n\nWhere the ensemble's time goes at {best.concurrency} in flight (Triton's statistics over "
                  "that run; face_finder's time includes its BLS calls to face_detector, whose requests they "
