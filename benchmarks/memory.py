@@ -85,11 +85,8 @@ def measure(repository: Path, video: Path, settle: float) -> dict[str, list[Foot
 def measure_hostile(repository: Path, video: Path, settle: float, passes: int) -> dict[str, list[Footprint]]:
     """Serve ``repository``, score ``video`` ("warm idle": the largest upload the server is sized for), then send
     the hostile corpus ``passes`` times, measuring ``settle`` seconds after each."""
-    import tritonclient.grpc as grpc
-    from tritonclient.utils import InferenceServerException
-
     from dfguard.client import DeepfakeClient
-    from dfguard.client.grpc_client import encoded_input, video_inputs
+    from dfguard.client.grpc_client import ScoringError
     from dfguard.serving.server import TritonServer
 
     sys.path.insert(0, str(TESTS))  # hostile.py: the corpus the tests send (made from photos in packages)
@@ -103,14 +100,15 @@ def measure_hostile(repository: Path, video: Path, settle: float, passes: int) -
         DeepfakeClient(server.grpc_url, timeout=600).score_video(video)
         time.sleep(settle)
         states["warm idle"] = footprints(server.process.pid, repository.resolve())
-        client = grpc.InferenceServerClient(server.grpc_url)
+        client = DeepfakeClient(server.grpc_url, timeout=120)
         for done in range(1, passes + 1):
             for case in progress_bar(cases, desc=f"hostile corpus, pass {done}", unit="case"):
-                inputs = (video_inputs(grpc, case.data, case.num_frames) if case.model == VIDEO
-                          else [encoded_input(grpc, "IMAGE", case.data)])
                 try:
-                    client.infer(case.model, inputs, client_timeout=120)
-                except InferenceServerException:
+                    if case.model == VIDEO:
+                        client.score_video(case.data, case.num_frames)
+                    else:
+                        client.score_image(case.data)
+                except ScoringError:
                     pass  # most of the corpus is refused by name: the tests check how
             time.sleep(settle)
             states[f"after the corpus ×{done}"] = footprints(server.process.pid, repository.resolve())

@@ -7,15 +7,17 @@ trained model runs in PyTorch eager. Same libraries and the same model as ours, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import av
 import cv2
 import numpy as np
 import scipy.fft
 import torch
+
+if TYPE_CHECKING:
+    from benchmarks.references import FrontEnd
 
 
 class ObviousScript:
@@ -98,7 +100,7 @@ class PeerScript(ObviousScript):
     ``benchmarks.references``: MTCNN on the frame halved, mediapipe on tiles), cropped and scored by the same
     model in PyTorch eager."""
 
-    def __init__(self, checkpoint: Path, num_frames: int, finder: Callable[[np.ndarray], Any]) -> None:
+    def __init__(self, checkpoint: Path, num_frames: int, finder: FrontEnd) -> None:
         super().__init__(checkpoint, num_frames)
         self.finder = finder
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from benchmarks import references
 from benchmarks.results import write_section
 from benchmarks.workload import DEFAULT_ROOT, TEMPLATE, build_workload, hd_videos, untrained_workload
 from dfguard.faces.settings import MIN_FACE_PX, DetectorConfig
@@ -158,23 +159,22 @@ def fastest(rows: list[Measurement]) -> Measurement | None:
 
 
 PEERS = {"(d) equal work, the DFDC winner's front-end: PyAV → MTCNN on the frame halved → every face → PyTorch "
-         "eager": "mtcnn_found",
+         "eager": references.mtcnn_found,
          "(e) equal work: PyAV → mediapipe full range on the frame and 576-px tiles → every face → PyTorch eager":
-         "mediapipe_tiled_found"}
+         references.mediapipe_tiled_found}
 
 
 def peer_rows(videos: list[Path], checkpoint: Path, num_frames: int) -> list[Measurement]:
     """The peers' front-ends (``benchmarks.references``) finding every face, the same model after them; MTCNN
     only where facenet-pytorch is installed."""
-    from benchmarks import references
     from benchmarks.obvious import PeerScript
 
     rows = []
-    for name, finder in PEERS.items():
-        if finder == "mtcnn_found" and not references.mtcnn_installed():
+    for name, front_end in PEERS.items():
+        if front_end is references.mtcnn_found and not references.mtcnn_installed():
             print(f"left out, facenet-pytorch is not installed ({references.MTCNN_INSTALL}): {name}")
             continue
-        script = PeerScript(checkpoint, num_frames, getattr(references, finder)())
+        script = PeerScript(checkpoint, num_frames, front_end())
         rows.append(measure(name, lambda p, s=script: s.score(p)[1], videos))
     return rows
 

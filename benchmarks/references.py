@@ -46,10 +46,10 @@ class Found:
                      np.concatenate([p.scores for p in parts]))
 
 
-FaceFinder = Callable[[np.ndarray], Found]
+FrontEnd = Callable[[np.ndarray], Found]  # RGB uint8 frame -> the faces a peer finds
 
 
-def mediapipe_found(selection: int, min_score: float = 0.5) -> FaceFinder:
+def mediapipe_found(selection: int, min_score: float = 0.5) -> FrontEnd:
     """mediapipe ``FaceDetection`` (``selection`` 0: short range, 1: full range) on the whole frame."""
     import mediapipe as mp
 
@@ -96,7 +96,7 @@ def non_maximum_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float) -
     return np.array(kept, np.int64)
 
 
-def mediapipe_tiled_found(tile: int = TILE, overlap: float = TILE_OVERLAP) -> FaceFinder:
+def mediapipe_tiled_found(tile: int = TILE, overlap: float = TILE_OVERLAP) -> FrontEnd:
     """mediapipe full range on the whole frame and on ``tile``-px tiles overlapping by ``overlap``, merged."""
     found = mediapipe_found(1)
 
@@ -117,7 +117,7 @@ def mediapipe_tiled(tile: int = TILE, overlap: float = TILE_OVERLAP) -> Detector
     return lambda frame: found(frame).boxes
 
 
-def mtcnn_found() -> FaceFinder:
+def mtcnn_found() -> FrontEnd:
     """facenet-pytorch's MTCNN on the frame halved (thresholds 0.85/0.95/0.95), as the DFDC winner ran it; its
     five landmarks (eyes, nose, mouth corners, image left first) give the four keypoints."""
     import cv2

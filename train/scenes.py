@@ -126,10 +126,10 @@ def make_scene(rng: np.random.Generator, *, width: int | None = None, height: in
 
 @dataclass(frozen=True)
 class Pasted:
-    """A head-and-shoulders cut placed in a scene: its photo, scale, top-left corner, gain and offset."""
+    """A head-and-shoulders cut placed in a scene: its region of the source photo (a view), scale, top-left
+    corner, gain and offset."""
 
-    photo: np.ndarray
-    face_box: tuple[float, float, float, float]
+    region: np.ndarray
     scale: float
     corner: tuple[int, int]
     gain: float
@@ -151,8 +151,7 @@ class ScenePlan:
         """The scene's pixels."""
         frame = self.background.render().astype(np.float32)
         for item in self.pasted:
-            region, _ = head_and_shoulders(item.photo, item.face_box)
-            cut = cv2.resize(region, None, fx=item.scale, fy=item.scale,
+            cut = cv2.resize(item.region, None, fx=item.scale, fy=item.scale,
                              interpolation=cv2.INTER_AREA if item.scale < 1 else cv2.INTER_LINEAR).astype(np.float32)
             paste(frame, cut * item.gain + item.offset, *item.corner)
         image = np.clip(frame, 0, 255).astype(np.uint8)
@@ -176,7 +175,7 @@ def plan_scene(rng: np.random.Generator, *, width: int | None = None, height: in
     for _ in range(faces):
         for _attempt in range(50):
             source = sources[rng.integers(len(sources))]
-            _, face = head_and_shoulders(source.image, source.face_box)
+            region, face = head_and_shoulders(source.image, source.face_box)
             size = np.exp(rng.uniform(np.log(min_face_px), np.log(max_face_px or height / 2)))
             scale = size / (face[3] - face[1])
             face = face * scale
@@ -189,8 +188,7 @@ def plan_scene(rng: np.random.Generator, *, width: int | None = None, height: in
             if overlaps(box, placed, 0.3):
                 continue
             gain = rng.uniform(0.7, 1.2)
-            pasted.append(Pasted(source.image, source.face_box, float(scale), (left, top), gain,
-                                 rng.uniform(-20, 20)))
+            pasted.append(Pasted(region, float(scale), (left, top), gain, rng.uniform(-20, 20)))
             placed.append(box)
             break
     return ScenePlan(backdrop, tuple(pasted), clip_boxes(placed, height, width), gray)
