@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from dfguard.answer import Score
+from dfguard.answer import Score, Update
 
 from .grpc_client import RETRYABLE, Connection, DeepfakeClient, RetryPolicy, ScoringError
 from .inputs import media_kind
@@ -32,8 +33,9 @@ class RemoteScorer:
     thread and server. Each request goes to the least busy server; on a transient error it is resent, to another
     server when there is one, for at most ``connection.retry.max_attempts`` sends in all."""
 
-    def __init__(self, connection: Connection, num_frames: int | None = None, urls: list[str] | None = None) -> None:
-        self.connection, self.num_frames = connection, num_frames
+    def __init__(self, connection: Connection, num_frames: int | None = None, urls: list[str] | None = None,
+                 on_update: Callable[[str, Update], None] | None = None) -> None:
+        self.connection, self.num_frames, self.on_update = connection, num_frames, on_update
         self.replicas = Replicas(urls or [connection.url], connection.retry)
         # each client sends once: resending is decided here, across servers
         self._once = [replace(connection, url=r.url, retry=RetryPolicy(max_attempts=1))
@@ -46,14 +48,19 @@ class RemoteScorer:
             clients[index] = DeepfakeClient(self._once[index])
         return clients[index]
 
-    def __call__(self, kind: str, data: bytes) -> Score:
+    def __call__(self, kind: str, data: bytes, name: str = "") -> Score:
         sends = 0
         while True:
             index = self.replicas.acquire()
             sends += 1
             client = self._client(index)
             try:
-                score = client.score_video(data, self.num_frames) if kind == "video" else client.score_image(data)
+                if kind == "image":
+                    score = client.score_image(data)
+                elif self.on_update is None:
+                    score = client.score_video(data, self.num_frames)
+                else:
+                    score = self.streamed(client, data, name)
             except ScoringError as error:
                 transient = error.status in RETRYABLE
                 self.replicas.release(index, failed=transient)
@@ -63,8 +70,31 @@ class RemoteScorer:
             self.replicas.release(index, failed=False)
             return replace(score, attempts=sends)
 
+    def streamed(self, client: DeepfakeClient, data: bytes, name: str) -> Score:
+        """The video through ``deepfake_stream``, each update given to ``on_update``; the final answer."""
+        for update in client.stream(data, self.num_frames):
+            self.on_update(name, update)
+            if update.final:
+                return update.score
+        raise ScoringError(f"{name}: the stream ended without a final answer", "StatusCode.UNKNOWN", 1)
 
-Scorer = Callable[[str, bytes], Score]
+
+def update_line(name: str, update: Update) -> str:
+    """One line of ``dfguard score --stream``: the frames and faces an update adds and the tracks as they stand,
+    or the video's final answer."""
+    score = update.score
+    if update.final:
+        return (f"{name}: final: {score.verdict}, P(fake) {score.score:.3f}, {len(score.frame_index)} frames, "
+                f"{len(score.faces)} faces, {len(score.tracks)} tracks")
+    tracks = ", ".join(f"#{t.id} {t.score:.3f} ({t.faces})" for t in score.tracks) or "none"
+    return (f"{name}: frames {score.frame_index[0]}-{score.frame_index[-1]}: {len(score.faces)} faces; tracks "
+            f"P(fake) (faces): {tracks}; so far {score.verdict} {score.score:.3f}")
+
+
+class Scorer(Protocol):
+    """Scores one input: its kind (``video`` or ``image``), its bytes and its name (for what it prints)."""
+
+    def __call__(self, kind: str, data: bytes, name: str = "") -> Score: ...
 
 
 @dataclass
@@ -146,7 +176,7 @@ def score_one(path: Path, scorer: Scorer, done: dict[tuple[str, str], Record]) -
     if (str(path), digest) in done:
         return done[(str(path), digest)], True
     try:
-        outcome: Score | Exception = unreadable or scorer(kind, data)
+        outcome: Score | Exception = unreadable or scorer(kind, data, str(path))
     except Exception as error:  # every failure is recorded; the run goes on
         outcome = error
     return make_record(path, digest, kind, outcome, time.perf_counter() - start), False

@@ -8,20 +8,22 @@ input is bad) raises ``ScoringError`` at once. Results are ``dfguard.answer.Scor
 from __future__ import annotations
 
 import asyncio
+import queue
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from dfguard.answer import Score, faces_and_tracks
+from dfguard.answer import Face, Score, Update, faces_and_tracks, faces_of, tracks_of
 from dfguard.errors import DfguardError
 
 VIDEO_MODEL = "deepfake_video"
 IMAGE_MODEL = "deepfake_image"
+STREAM_MODEL = "deepfake_stream"
 RETRYABLE = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"})
 # channel_args replace tritonclient's defaults, of which these two matter: a 4K video is larger than gRPC's 4 MB
 MESSAGE_SIZE_ARGS = (("grpc.max_send_message_length", 2**31 - 1), ("grpc.max_receive_message_length", 2**31 - 1))
@@ -120,6 +122,37 @@ def parse_result(result: Any, model: str, attempts: int) -> Score:
                  attempts, faces, tracks)
 
 
+def stream_inputs(grpc_module: Any, data: bytes, num_frames: int | None, chunk_frames: int | None) -> list[Any]:
+    """``VIDEO`` (and ``NUM_FRAMES``, ``CHUNK_FRAMES``) inputs of ``deepfake_stream``."""
+    inputs = video_inputs(grpc_module, data, num_frames)
+    if chunk_frames is not None:
+        chunk = grpc_module.InferInput("CHUNK_FRAMES", [1], "INT32")
+        chunk.set_data_from_numpy(np.array([chunk_frames], np.int32))
+        inputs.append(chunk)
+    return inputs
+
+
+class StreamedVideo:
+    """The updates of one streamed video, parsed as they come: each response's faces are kept, so every update
+    carries every track so far with its faces counted from the first chunk."""
+
+    def __init__(self) -> None:
+        self.faces: list[Face] = []
+
+    def update(self, result: Any) -> Update:
+        """An ``Update`` from one ``deepfake_stream`` response."""
+        response = result.get_response()
+        index, start = result.as_numpy("FRAME_INDEX").astype(np.int64), int(result.as_numpy("FRAME_START")[0])
+        final = bool(result.as_numpy("FINAL")[0])
+        faces = faces_of(result.as_numpy("FACE_SCORES"), result.as_numpy("FACE_FRAME") - (0 if final else start),
+                         result.as_numpy("FACE_BOX"), result.as_numpy("FACE_TRACK"), index)
+        self.faces = list(faces) if final else self.faces + list(faces)
+        score = Score(float(result.as_numpy("VIDEO_SCORE")[0]), result.as_numpy("VERDICT")[0].decode(),
+                      result.as_numpy("FRAME_SCORES").astype(np.float32), index, response.model_name,
+                      response.model_version, 1, faces, tracks_of(self.faces, result.as_numpy("TRACK_SCORES")))
+        return Update(score, final)
+
+
 def _read(data: bytes | Path | str) -> bytes:
     return data if isinstance(data, bytes) else Path(data).read_bytes()
 
@@ -153,6 +186,40 @@ class DeepfakeClient:
     def score_image(self, image: bytes | Path | str) -> Score:
         """Score one image file (or its bytes)."""
         return self._infer(IMAGE_MODEL, [encoded_input(self._grpc, "IMAGE", _read(image))])
+
+    def stream(self, video: bytes | Path | str, num_frames: int | None = None, chunk_frames: int | None = None
+               ) -> Iterator[Update]:
+        """Score one video as the server reads it: an ``Update`` per chunk as soon as it is scored, the last one
+        ``final`` (``deepfake_stream``, over gRPC's bidirectional stream). The per-call deadline applies to each
+        update; a transient failure before the first update is retried, one after it raises ``ScoringError``."""
+        inputs = stream_inputs(self._grpc, _read(video), num_frames, chunk_frames)
+        attempt = 1
+        while True:
+            answers: queue.Queue = queue.Queue()
+            self._client.start_stream(lambda result, error, box=answers: box.put((result, error)),
+                                      headers=self.connection.headers)
+            streamed, sent, final = StreamedVideo(), 0, False
+            try:
+                self._client.async_stream_infer(STREAM_MODEL, inputs)
+                while True:
+                    try:
+                        result, error = answers.get(timeout=self.connection.timeout)
+                    except queue.Empty:
+                        raise ScoringError(f"no update from {STREAM_MODEL} in {self.connection.timeout:g} s",
+                                           "StatusCode.DEADLINE_EXCEEDED", attempt) from None
+                    if error is not None:
+                        if sent:
+                            raise ScoringError(f"{error.status()}: {error.message()}", str(error.status()), attempt)
+                        break
+                    update = streamed.update(result)
+                    sent, final = sent + 1, update.final
+                    yield update
+                    if final:
+                        return
+            finally:  # the server has ended a stream whose final update came; any other is cancelled
+                self._client.stop_stream(cancel_requests=not final)
+            time.sleep(backoff_or_raise(error, attempt, self.connection.retry))
+            attempt += 1
 
     def is_ready(self, model: str = VIDEO_MODEL) -> bool:
         """The server is live and ready and ``model`` is ready (False when unreachable)."""
@@ -225,6 +292,35 @@ class AsyncDeepfakeClient:
         """Score one image file (or its bytes)."""
         data = await asyncio.to_thread(_read, image)
         return await self._infer(IMAGE_MODEL, [encoded_input(self._grpc, "IMAGE", data)])
+
+    async def stream(self, video: bytes | Path | str, num_frames: int | None = None,
+                     chunk_frames: int | None = None) -> AsyncIterator[Update]:
+        """``DeepfakeClient.stream``, asynchronously: ``async for update in client.stream(path)``."""
+        inputs = stream_inputs(self._grpc, await asyncio.to_thread(_read, video), num_frames, chunk_frames)
+        attempt = 1
+        while True:
+            async def requests() -> AsyncIterator[dict]:
+                yield {"model_name": STREAM_MODEL, "inputs": inputs}
+
+            streamed, sent = StreamedVideo(), 0
+            answers = self._client.stream_infer(requests(), headers=self.connection.headers)
+            error = None
+            async for result, error in answers:
+                if error is not None:
+                    if sent:
+                        raise ScoringError(f"{error.status()}: {error.message()}", str(error.status()), attempt)
+                    break
+                update = streamed.update(result)
+                sent += 1
+                yield update
+                if update.final:
+                    answers.cancel()  # the server ends the stream after the final update; nothing is left to read
+                    return
+            if error is None:
+                raise ScoringError(f"{STREAM_MODEL} ended the stream without a final update", "StatusCode.UNKNOWN",
+                                   attempt)
+            await asyncio.sleep(backoff_or_raise(error, attempt, self.connection.retry))
+            attempt += 1
 
     async def is_ready(self, model: str = VIDEO_MODEL) -> bool:
         """The server is ready and ``model`` is ready (False when unreachable)."""

@@ -90,12 +90,35 @@ def faces_and_tracks(face_scores: np.ndarray, face_frame: np.ndarray, face_box: 
                      track_scores: np.ndarray, frame_index: np.ndarray) -> tuple[tuple[Face, ...], tuple[Track, ...]]:
     """``Face`` and ``Track`` records from per-face arrays (the ensemble's outputs, or the pipeline's results;
     ``face_frame``: positions among the sampled frames, mapped to video frames through ``frame_index``)."""
+    faces = faces_of(face_scores, face_frame, face_box, face_track, frame_index)
+    return faces, tracks_of(faces, track_scores)
+
+
+def faces_of(face_scores: np.ndarray, face_frame: np.ndarray, face_box: np.ndarray, face_track: np.ndarray,
+             frame_index: np.ndarray) -> tuple[Face, ...]:
+    """``Face`` records from per-face arrays (``face_frame`` indexes ``frame_index``, the video frame numbers)."""
     frames = np.asarray(frame_index, np.int64)[np.asarray(face_frame, np.int64)]
-    faces = tuple(Face(int(f), tuple(round(float(v), 2) for v in box), int(t), float(s))
-                  for f, box, t, s in zip(frames, np.asarray(face_box).reshape(-1, 4), face_track, face_scores,
-                                          strict=True))
+    return tuple(Face(int(f), tuple(round(float(v), 2) for v in box), int(t), float(s))
+                 for f, box, t, s in zip(frames, np.asarray(face_box).reshape(-1, 4), face_track, face_scores,
+                                         strict=True))
+
+
+def tracks_of(faces: tuple[Face, ...] | list[Face], track_scores: np.ndarray) -> tuple[Track, ...]:
+    """``Track`` records: track ``k`` scores ``track_scores[k]`` and has the faces of ``faces`` whose track is k."""
     tracks = []
     for track_id, score in enumerate(np.asarray(track_scores, np.float64)):
-        seen = frames[np.asarray(face_track) == track_id]
-        tracks.append(Track(track_id, float(score), len(seen), int(seen.min()), int(seen.max())))
-    return faces, tuple(tracks)
+        seen = [face.frame for face in faces if face.track == track_id]
+        tracks.append(Track(track_id, float(score), len(seen), min(seen, default=-1), max(seen, default=-1)))
+    return tuple(tracks)
+
+
+@dataclass(frozen=True)
+class Update:
+    """One answer of a video scored as it is read (``deepfake_stream``). ``score.frame_scores``,
+    ``score.frame_index`` and ``score.faces``: the frames and faces that settled since the last update;
+    ``score.tracks``, ``score.score`` and ``score.verdict``: every track so far and the video as it stands (a track
+    counts once it has its ``min_track_faces``). The ``final`` update covers every frame and face and equals the
+    one-shot answer (``deepfake_video``) for the same frames."""
+
+    score: Score
+    final: bool

@@ -442,12 +442,15 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score again the inputs whose record is an error (it is replaced, not duplicated)")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write a timeline of each track's scores with a "
                         "contact sheet of its faces for each input, and a histogram of the video scores, into DIR")
+    parser.add_argument("--stream", action="store_true", help="score each video as the server reads it "
+                        "(deepfake_stream): a line per chunk as soon as it is scored; the record is the final answer, "
+                        "the same as without --stream")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run_score(args: argparse.Namespace) -> int:
     """Score files over gRPC (or in-process); exit 1 when any input failed."""
-    from dfguard.client.batch import RemoteScorer, plot_results, score_files
+    from dfguard.client.batch import RemoteScorer, plot_results, score_files, update_line
     from dfguard.client.grpc_client import Connection, RetryPolicy
     from dfguard.client.inputs import collect_inputs
     from dfguard.client.shards import merge_shards, parse_shard, select_shard
@@ -461,6 +464,8 @@ def run_score(args: argparse.Namespace) -> int:
     paths = collect_inputs(args.paths, kinds)
     if args.spec and not args.local:
         raise ValueError("--spec goes with --local (a server answers with the spec it was exported with)")
+    if args.stream and (args.local or args.merge):
+        raise ValueError("--stream scores over gRPC: not with --local or --merge")
     if args.merge:
         if args.shard:
             raise ValueError("--merge combines all the shards: give it the inputs without --shard")
@@ -481,7 +486,9 @@ def run_score(args: argparse.Namespace) -> int:
         connection = Connection(urls[0], timeout=args.timeout, retry=RetryPolicy(max_attempts=args.retries),
                                 ssl=args.ssl, root_certificates=args.root_certificates,
                                 headers=dict(h.split("=", 1) for h in args.header))
-        scorer = RemoteScorer(connection, args.num_frames, urls)
+        scorer = RemoteScorer(connection, args.num_frames, urls,
+                              on_update=(lambda name, update: print(update_line(name, update), flush=True))
+                              if args.stream else None)
     summary = score_files(paths, scorer, args.out, concurrency=args.concurrency, flag_at=args.flag_at,
                           retry_errors=args.retry_errors, progress=not args.no_progress, per_face=args.per_face)
     print(summary.text(args.out))
@@ -489,6 +496,50 @@ def run_score(args: argparse.Namespace) -> int:
         written = plot_results(args.out, args.plots, flag_at=args.flag_at, progress=not args.no_progress)
         print(f"{len(written)} plots in {args.plots}")
     return 1 if summary.failed else 0
+
+
+def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dfguard watch``."""
+    from dfguard.watch import WatchConfig
+
+    defaults = WatchConfig()
+    parser.add_argument("source", help="anything FFmpeg opens live: rtsp://, rtmp://, srt://, udp://, an HLS "
+                        "playlist (.m3u8), a device, or a file (read at its own pace)")
+    parser.add_argument("--url", default="127.0.0.1:8001", help="the Triton gRPC endpoint")
+    parser.add_argument("--window", type=float, default=defaults.window, help="seconds of the source per window")
+    parser.add_argument("--frames", type=int, default=defaults.frames, help="frames scored per window")
+    parser.add_argument("--fake-at", type=float, default=defaults.fake_at,
+                        help="a track's window score at or above which it counts towards an alert")
+    parser.add_argument("--alert-after", type=int, default=defaults.alert_after,
+                        help="windows in a row at or above --fake-at before a track raises its alert")
+    parser.add_argument("--queue", type=int, default=defaults.queue, help="windows waiting to be scored before "
+                        "the oldest is dropped (scoring behind real time)")
+    parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
+    parser.add_argument("--webhook", help="POST each alert as JSON to this URL")
+    parser.add_argument("--quiet", action="store_true", help="no lines on stdout (with --out or --webhook)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="deadline per window's request, seconds")
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    """Watch a live source until it ends (a file), Ctrl-C or SIGTERM; the summary on stderr."""
+    import signal
+
+    from dfguard.client.grpc_client import DeepfakeClient
+    from dfguard.watch import Sink, Watch, WatchConfig
+
+    config = WatchConfig(window=args.window, frames=args.frames, fake_at=args.fake_at, alert_after=args.alert_after,
+                         queue=args.queue)
+    sink = Sink(args.out, args.webhook, stdout=not args.quiet, write=lambda text: print(text, flush=True))
+    with DeepfakeClient(args.url, timeout=args.timeout) as client:
+        watch = Watch(args.source, lambda clip, frames: client.score_video(clip, frames), config, sink)
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: watch.stop())
+        try:
+            summary = watch.run()
+        finally:
+            sink.close()
+    print(f"dfguard watch {args.source}: {summary.text()}", file=sys.stderr)
+    return 0
 
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
@@ -549,6 +600,8 @@ COMMANDS: dict[str, Command] = {
                      add_serve_arguments, run_serve),
     "score": Command("score videos and images over gRPC (or --local): one record per input, resumable",
                      add_score_arguments, run_score),
+    "watch": Command("score a live source window by window; a JSON line per window, an alert when a forged face "
+                     "stays", add_watch_arguments, run_watch),
     "explain": Command("draw why a video got its score: boxed faces, track timeline, DCT view, embeddings",
                        add_explain_arguments, run_explain),
     "demo": Command("run the end-to-end demo on one CPU machine", add_demo_arguments, run_demo),

@@ -98,7 +98,7 @@ class LocalScorer:
         self.model = f"local:{Path(checkpoint).name}"
         self._lock = threading.Lock()  # one model, one forward at a time
 
-    def __call__(self, kind: str, data: bytes) -> Score:
+    def __call__(self, kind: str, data: bytes, name: str = "") -> Score:
         with self._lock:
             local = self.detector.score(data, self.num_frames) if kind == "video" else self.detector.score_image(data)
         return local.answer(self.model)

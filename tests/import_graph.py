@@ -34,13 +34,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dfguard.faces", "dfguard.video", "dfguard.image", "dfguard.calibration", "dfguard.scoring",
      "dfguard.onnx_export"),
     ("dfguard.inference", "dfguard.visualize"),
-    ("dfguard.serving", "dfguard.pipeline", "dfguard.client", "dfguard.explain"),
+    ("dfguard.serving", "dfguard.pipeline", "dfguard.client", "dfguard.explain", "dfguard.watch"),
     ("dfguard.train",),
     ("dfguard.cli", "dfguard", "benchmarks"),
 )
 APART = {"dfguard.serving": ("dfguard.pipeline", "dfguard.client"), "dfguard.pipeline": ("dfguard.serving",
          "dfguard.client"), "dfguard.client": ("dfguard.serving", "dfguard.pipeline"),
-         "dfguard.explain": ("dfguard.serving",)}
+         "dfguard.explain": ("dfguard.serving",), "dfguard.watch": ("dfguard.serving", "dfguard.pipeline")}
 
 
 def module_name(path: Path) -> str:

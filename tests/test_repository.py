@@ -4,6 +4,7 @@ and the GPU export builds TensorRT plans or says why it cannot."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from dfguard.train.tensorrt import batch_profile, tensorrt_builder, trtexec_comm
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
 ENSEMBLES = ("deepfake_video", "deepfake_image")
+STREAM = "deepfake_stream"  # a front door too: a decoupled Python model calling deepfake_video's steps by BLS
 
 
 def load(path: Path) -> model_config_pb2.ModelConfig:
@@ -48,7 +50,7 @@ def consistent(a: tuple[int, list[int], list[int]], b: tuple[int, list[int], lis
     return a[0] == b[0] and (matches(a[1], b[1]) or matches(a[2], b[2]))
 
 
-MODELS = sorted(p.parent.name for p in REPOSITORY.glob("*/config.pbtxt") if p.parent.name not in ENSEMBLES)
+MODELS = sorted(p.parent.name for p in REPOSITORY.glob("*/config.pbtxt") if p.parent.name not in (*ENSEMBLES, STREAM))
 CALLED_BY_BLS = {"face_detector": "face_finder"}  # model → the step that calls it (not an ensemble step)
 PADDED = {"face_finder": ("FACES", "PARTS")}  # outputs with max(N, 1) rows: a TensorRT plan takes no batch of 0
 
@@ -62,6 +64,23 @@ def test_every_model_has_a_gpu_config_and_the_ensembles_use_them_all():
     models_with_a_cpu_config = {p.parts[-3] for p in REPOSITORY.glob("*/configs/cpu.pbtxt")}
     assert models_with_a_cpu_config <= set(MODELS) and used | set(CALLED_BY_BLS) == set(MODELS)
     assert set(CALLED_BY_BLS.values()) <= used and not set(CALLED_BY_BLS) & used
+
+
+def test_the_stream_takes_and_answers_what_deepfake_video_does():
+    """deepfake_stream's last response equals deepfake_video's answer: the same inputs (and CHUNK_FRAMES), the
+    same outputs with the same types and shapes (and FRAME_START, FINAL); one config serves both variants, and
+    every step it calls by BLS is one of deepfake_video's."""
+    stream, video = load(REPOSITORY / STREAM / "config.pbtxt"), load(REPOSITORY / "deepfake_video" / "config.pbtxt")
+    assert stream.model_transaction_policy.decoupled and not (REPOSITORY / STREAM / "configs").exists()
+    assert tensors(stream) == tensors(video) | {
+        "CHUNK_FRAMES": (model_config_pb2.TYPE_INT32, [1], [1]), "FRAME_START": (model_config_pb2.TYPE_INT32, [1], [1]),
+        "FINAL": (model_config_pb2.TYPE_BOOL, [1], [1])}
+    source = (Path(__file__).resolve().parents[1] / "dfguard" / "serving" / "steps.py").read_text()
+    stream_class = source[source.index("class DeepfakeStream"):]
+    called = set(re.findall(r'call_model\("(\w+)"', stream_class))
+    steps = {step.model_name for step in video.ensemble_scheduling.step}
+    assert called == {"video_probe", "video_decode", "dct_highpass", "rgb_stream", "freq_stream", "fusion"} <= steps
+    assert "run_face_detector" in stream_class  # and face_detector, as face_finder calls it
 
 
 @pytest.mark.parametrize("ensemble", ENSEMBLES)

@@ -7,9 +7,10 @@ import pytest
 from photos import face_filling_the_frame, grace_hopper
 
 from dfguard.faces.detect import Detection, in_process_detector
-from dfguard.faces.search import find_faces, key_frames, neighbour_boxes
+from dfguard.faces.search import FaceStream, find_faces, key_frames, search_streams
 from dfguard.faces.settings import DetectorConfig, TrackConfig
 from dfguard.faces.tiles import CONTEXT, ZOOMED_OUT, tile_windows, windows_around
+from dfguard.faces.tracks import shot_starts
 from dfguard.faces.weights import DETECTORS
 from dfguard.train.scenes import make_scene, match, plan_scene
 
@@ -28,14 +29,33 @@ def detection(box: tuple[float, float, float, float]) -> Detection:
     return Detection(box, np.zeros((6, 2), np.float32), 0.9)
 
 
+def still_frame() -> np.ndarray:
+    """A frame with a layout (a flat one has none, so every frame of it would start a shot)."""
+    return np.repeat(np.linspace(0, 255, 160, dtype=np.uint8)[None, :, None], 90, axis=0).repeat(3, axis=2)
+
+
 def test_frames_between_key_frames_get_the_faces_of_the_key_frames_on_either_side():
-    keys = np.array([True, False, False, True, False, True])
-    found = [[detection((0, 0, 10, 10))], [], [], [detection((5, 5, 15, 15)), detection((50, 50, 60, 60))], [],
-             []]
-    boxes = neighbour_boxes(found, keys)
-    assert [len(b) for b in boxes] == [0, 3, 3, 0, 2, 0]
-    np.testing.assert_array_equal(boxes[1][0], [0, 0, 10, 10])
-    np.testing.assert_array_equal(boxes[4][1], [50, 50, 60, 60])
+    stream = FaceStream(DetectorConfig(search_every=3), TrackConfig(), 6)
+    stream.add([still_frame()] * 6)  # one shot: key frames 0, 3 and 5 (its last)
+    assert [f.key for f in stream.pending] == [True, False, False, True, False, True]
+    found = {0: [detection((0, 0, 10, 10))], 3: [detection((5, 5, 15, 15)), detection((50, 50, 60, 60))], 5: []}
+    for frame in stream.pending:
+        frame.found, frame.first = found.get(frame.index), None if frame.key else []
+    ready = {frame.index: boxes for frame, boxes in stream.second_round()}
+    assert {k: len(b) for k, b in ready.items()} == {1: 3, 2: 3, 4: 2}
+    np.testing.assert_array_equal(ready[1][0], [0, 0, 10, 10])
+    np.testing.assert_array_equal(ready[4][1], [50, 50, 60, 60])
+
+
+def test_a_frame_waits_for_the_next_key_frame_before_its_neighbours_are_known():
+    stream = FaceStream(DetectorConfig(search_every=4), TrackConfig(), 8)
+    stream.add([still_frame()] * 3)
+    assert [f.key for f in stream.pending] == [True, False, None]  # the last frame read may end its shot
+    for frame in stream.pending[:2]:
+        frame.found, frame.first = ([], None) if frame.key else (None, [])
+    assert stream.second_round() == []  # frame 1 needs key frame 4
+    stream.link()
+    assert [f.index for f, _, _ in stream.settled] == [0]
 
 
 def test_a_window_around_a_small_face_is_centred_on_it_and_large_faces_need_none():
@@ -134,3 +154,35 @@ def test_a_face_as_large_as_the_frame_is_searched_zoomed_out_between_key_frames_
     run = CountingRun()
     found = find_faces([frame] * 6, DetectorConfig(search_every=4), TrackConfig(), run)
     assert run.windows == 6 * 2 and found.frame_faces.tolist() == [1] * 6 and found.track_counts.tolist() == [True]
+
+
+@pytest.mark.slow  # three face searches of thirteen 1080p frames
+def test_a_video_read_in_chunks_gives_the_faces_and_tracks_of_one_search(rng):
+    """``FaceStream`` as ``deepfake_stream`` drives it: a panning shot, a cut, another shot, in chunks of 1, 5 and
+    all frames. The faces, boxes and tracks equal one search of every frame, and after each chunk every frame up
+    to the last key frame read has settled (later ones wait for the key frame after them)."""
+    first, _ = panning_video(rng, frames=7, step=30)
+    second, _ = panning_video(rng, frames=6, step=30)
+    mirrored = [np.ascontiguousarray(frame[:, ::-1]) for frame in second]  # a layout unlike the first shot's
+    video, config = [*first, *mirrored], DetectorConfig(search_every=4)
+    whole = find_faces(video, config, TrackConfig(), CountingRun())
+    assert whole.track_counts.sum() == 4 and set(whole.frame_faces.tolist()) == {2}  # two people per shot
+    starts = shot_starts(video, TrackConfig().min_shot_correlation)
+    assert np.flatnonzero(starts).tolist() == [0, 7]
+    keys = np.flatnonzero(key_frames(starts, 4))
+    for chunk in (1, 5, 13):
+        stream, run, parts = FaceStream(config, TrackConfig(), len(video)), CountingRun(), []
+        for start in range(0, len(video), chunk):
+            stream.add(video[start:start + chunk])
+            search_streams([stream], run)
+            parts.append(stream.take())
+            read = min(start + chunk, len(video))
+            last_key = np.max(keys[keys < read - 1], initial=-1) if read < len(video) else len(video) - 1
+            assert parts[-1].first + len(parts[-1].images) >= last_key + 1, (chunk, start)
+        assert stream.done
+        found = [p.found for p in parts]
+        np.testing.assert_array_equal(np.concatenate([f.frame for f in found]), whole.frame)
+        np.testing.assert_array_equal(np.concatenate([f.track for f in found]), whole.track)
+        np.testing.assert_allclose(np.concatenate([f.boxes for f in found]), whole.boxes, atol=1e-3)
+        np.testing.assert_array_equal(np.concatenate([f.frame_faces for f in found]), whole.frame_faces)
+        np.testing.assert_array_equal(found[-1].track_counts, whole.track_counts)

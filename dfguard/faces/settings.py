@@ -7,6 +7,8 @@ settings, and the steps that only read the spec need neither OpenCV nor the dete
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .decode import MIN_SCORE
@@ -87,6 +89,15 @@ class TrackConfig:
         if self.max_faces < 1 or self.min_track_faces < 1 or self.max_gap < 0 or self.max_video_faces < 1:
             raise ValueError(f"max_faces, max_video_faces and min_track_faces must be at least 1 and max_gap at "
                              f"least 0: {self}")
+
+    def shift(self, a: Sequence[float], b: Sequence[float]) -> float | None:
+        """How far box ``b`` lies from box ``a`` (x0, y0, x1, y1): the distance of their centres in sides of the
+        larger; None when one is more than ``max_scale`` times the other's size or lies beyond ``max_shift``."""
+        side_a, side_b = max(a[2] - a[0], a[3] - a[1], 1e-6), max(b[2] - b[0], b[3] - b[1], 1e-6)
+        if max(side_a, side_b) / min(side_a, side_b) > self.max_scale:
+            return None
+        shift = math.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2) / max(side_a, side_b)
+        return shift if shift <= self.max_shift else None
 
     def faces_per_frame(self, sampled_frames: int) -> int:
         """How many faces each of ``sampled_frames`` frames keeps, the largest first."""

@@ -52,10 +52,15 @@ def cap_faces(detections: Sequence[Detection], max_faces: int) -> list[Detection
     return sorted(detections, key=area, reverse=True)[:max_faces]
 
 
+def shot_look(frame: np.ndarray) -> np.ndarray:
+    """A frame's coarse layout for finding cuts: its 8×5 grey thumbnail, zero mean and unit norm."""
+    return thumbnail(frame, (0, 0, frame.shape[1], frame.shape[0]), SHOT_LAYOUT)
+
+
 def shot_starts(frames: Sequence[np.ndarray], min_correlation: float) -> np.ndarray:
-    """``[F]`` bool: where a new shot begins (the first frame, and every frame whose 8×5 grey thumbnail, zero mean
-    and unit norm, correlates less than ``min_correlation`` with the previous frame's)."""
-    looks = [thumbnail(frame, (0, 0, frame.shape[1], frame.shape[0]), SHOT_LAYOUT) for frame in frames]
+    """``[F]`` bool: where a new shot begins (the first frame, and every frame whose ``shot_look`` correlates less
+    than ``min_correlation`` with the previous frame's)."""
+    looks = [shot_look(frame) for frame in frames]
     starts = np.zeros(len(frames), bool)
     starts[:1] = True
     for k in range(1, len(frames)):
@@ -93,15 +98,61 @@ class _Open:
 def link_cost(track: _Open, box: np.ndarray, look: np.ndarray, config: TrackConfig) -> float | None:
     """The cost of adding a face to a track (centre shift in face sides plus appearance distance), or None when
     it cannot belong to it."""
-    side_a = max(track.box[2] - track.box[0], track.box[3] - track.box[1], 1e-6)
-    side_b = max(box[2] - box[0], box[3] - box[1], 1e-6)
-    if max(side_a, side_b) / min(side_a, side_b) > config.max_scale:
-        return None
-    shift = float(np.linalg.norm((track.box[:2] + track.box[2:]) / 2 - (box[:2] + box[2:]) / 2)) / max(side_a, side_b)
+    shift = config.shift(track.box, box)
     appearance = float(track.look @ look)
-    if shift > config.max_shift or appearance < config.min_appearance:
+    if shift is None or appearance < config.min_appearance:
         return None
     return shift + (1.0 - appearance)
+
+
+class TrackLinker:
+    """Links faces into tracks one sampled frame at a time, in order: the same tracks whether the frames come at
+    once (``link_tracks``) or in chunks as a video is read (``dfguard.faces.search.FaceStream``). ``sampled_frames``:
+    how many frames the video has in all (each keeps ``TrackConfig.faces_per_frame`` of them)."""
+
+    def __init__(self, config: TrackConfig, sampled_frames: int) -> None:
+        self.config, self.cap = config, config.faces_per_frame(sampled_frames)
+        self.open: list[_Open] = []
+        self.finished: list[_Open] = []
+        self.next_frame = self.next_id = 0
+
+    def add(self, frame: np.ndarray, detections: Sequence[Detection], start: bool) -> tuple[list[Detection], list[int]]:
+        """Link the next frame's detections (``start``: a shot begins there); returns its capped detections,
+        largest first, and the track id of each."""
+        k, config = self.next_frame, self.config
+        self.next_frame += 1
+        faces = cap_faces(detections, self.cap)
+        if start:
+            self.finished += self.open
+            self.open = []
+        self.finished += [t for t in self.open if k - t.frames[-1] > config.max_gap + 1]
+        self.open = [t for t in self.open if k - t.frames[-1] <= config.max_gap + 1]
+        boxes = [np.asarray(face.box, np.float64) for face in faces]
+        looks = [thumbnail(frame, face.box) for face in faces]
+        pairs = sorted((cost, t, j) for t, track in enumerate(self.open) for j in range(len(faces))
+                       if (cost := link_cost(track, boxes[j], looks[j], config)) is not None)
+        ids = [-1] * len(faces)
+        used_tracks = set()
+        for _, t, j in pairs:
+            if t in used_tracks or ids[j] >= 0:
+                continue
+            used_tracks.add(t)
+            track = self.open[t]
+            track.frames.append(k)
+            track.faces.append(j)
+            track.box, track.look = boxes[j], looks[j]
+            ids[j] = track.id
+        for j in range(len(faces)):
+            if ids[j] < 0:
+                self.open.append(_Open(self.next_id, [k], [j], boxes[j], looks[j]))
+                ids[j] = self.next_id
+                self.next_id += 1
+        return faces, ids
+
+    def tracks(self) -> list[Track]:
+        """Every track so far (ids in order of first appearance), the open ones included."""
+        every = sorted(self.finished + self.open, key=lambda t: t.id)
+        return [Track(t.id, tuple(t.frames), tuple(t.faces)) for t in every]
 
 
 def link_tracks(frames: Sequence[np.ndarray], detections: Sequence[Sequence[Detection]],
@@ -110,35 +161,8 @@ def link_tracks(frames: Sequence[np.ndarray], detections: Sequence[Sequence[Dete
     """Cap each frame's detections and link them into tracks; returns the capped detections per frame and the
     tracks (ids in order of first appearance), every capped detection in exactly one track. ``starts``: where
     shots begin (``shot_starts``), computed when not given."""
-    capped = [cap_faces(found, config.faces_per_frame(len(frames))) for found in detections]
     starts = shot_starts(frames, config.min_shot_correlation) if starts is None else starts
-    open_tracks: list[_Open] = []
-    finished: list[_Open] = []
-    next_id = 0
-    for k, (frame, faces) in enumerate(zip(frames, capped, strict=True)):
-        if starts[k]:
-            finished += open_tracks
-            open_tracks = []
-        finished += [t for t in open_tracks if k - t.frames[-1] > config.max_gap + 1]
-        open_tracks = [t for t in open_tracks if k - t.frames[-1] <= config.max_gap + 1]
-        boxes = [np.asarray(face.box, np.float64) for face in faces]
-        looks = [thumbnail(frame, face.box) for face in faces]
-        pairs = sorted((cost, t, j) for t, track in enumerate(open_tracks) for j in range(len(faces))
-                       if (cost := link_cost(track, boxes[j], looks[j], config)) is not None)
-        used_tracks, used_faces = set(), set()
-        for _, t, j in pairs:
-            if t in used_tracks or j in used_faces:
-                continue
-            used_tracks.add(t)
-            used_faces.add(j)
-            track = open_tracks[t]
-            track.frames.append(k)
-            track.faces.append(j)
-            track.box, track.look = boxes[j], looks[j]
-        for j in range(len(faces)):
-            if j not in used_faces:
-                open_tracks.append(_Open(next_id, [k], [j], boxes[j], looks[j]))
-                next_id += 1
-    finished += open_tracks
-    tracks = [Track(t.id, tuple(t.frames), tuple(t.faces)) for t in sorted(finished, key=lambda t: t.id)]
-    return capped, tracks
+    linker = TrackLinker(config, len(frames))
+    capped = [linker.add(frame, faces, bool(start))[0]
+              for frame, faces, start in zip(frames, detections, starts, strict=True)]
+    return capped, linker.tracks()

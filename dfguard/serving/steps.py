@@ -231,7 +231,7 @@ class FaceFinder:
         pb = _pb()
         videos = [list(self.upright_frames(request)) for request in requests]
         try:
-            found = find_faces_many(videos, self.detector, self.tracks, self.run_detector, self.batch, self.calls)
+            found = find_faces_many(videos, self.detector, self.tracks, run_face_detector, self.batch, self.calls)
         except DetectorError as error:
             return [pb.InferenceResponse(error=pb.TritonError(f"face_detector failed: {error}")) for _ in requests]
         responses = []
@@ -253,21 +253,46 @@ class FaceFinder:
         rotation = pb.get_input_tensor_by_name(request, "ROTATION")
         return frames if rotation is None else upright(frames, int(rotation.as_numpy().reshape(-1)[0]))
 
-    def run_detector(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``face_detector`` on ``inputs [W, 3, S, S]`` through BLS; its outputs in host memory."""
+class StepError(RuntimeError):
+    """A model called by BLS answered with an error (its message); ``invalid``: the input's fault."""
+
+    def __init__(self, message: str, invalid: bool = False) -> None:
+        super().__init__(message)
+        self.invalid = invalid
+
+    def response(self) -> Any:
+        """The error as a response: ``INVALID_ARG`` for the input's fault, else ``INTERNAL``."""
         pb = _pb()
-        options = {}
-        if hasattr(pb, "PreferredMemory"):  # a TensorRT detector answers from the GPU: ask for host memory
-            options["preferred_memory"] = pb.PreferredMemory(pb.TRITONSERVER_MEMORY_CPU, 0)
-        request = pb.InferenceRequest(model_name="face_detector", requested_output_names=["REGRESSORS", "SCORES"],
-                                      inputs=[pb.Tensor("DETECTOR_INPUT", inputs)], **options)
-        response = request.exec()
-        if response.has_error():
-            raise DetectorError(response.error().message())
-        return tuple(host_array(pb.get_output_tensor_by_name(response, name)) for name in ("REGRESSORS", "SCORES"))
+        return pb.InferenceResponse(error=pb.TritonError(
+            str(self), pb.TritonError.INVALID_ARG if self.invalid else pb.TritonError.INTERNAL))
 
 
-class DetectorError(RuntimeError):
+def call_model(model: str, inputs: dict[str, np.ndarray], outputs: list[str], *, checks_input: bool = False
+               ) -> dict[str, np.ndarray]:
+    """One BLS call to another model of the repository; its outputs in host memory (a GPU step's included).
+    ``checks_input``: the model's errors are about its input (video_probe's, video_decode's)."""
+    pb = _pb()
+    options = {}
+    if hasattr(pb, "PreferredMemory"):  # a TensorRT or CuPy step answers from the GPU: ask for host memory
+        options["preferred_memory"] = pb.PreferredMemory(pb.TRITONSERVER_MEMORY_CPU, 0)
+    request = pb.InferenceRequest(model_name=model, requested_output_names=outputs,
+                                  inputs=[pb.Tensor(name, array) for name, array in inputs.items()], **options)
+    response = request.exec()
+    if response.has_error():
+        raise StepError(response.error().message(), invalid=checks_input)
+    return {name: host_array(pb.get_output_tensor_by_name(response, name)) for name in outputs}
+
+
+def run_face_detector(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``face_detector`` on ``inputs [W, 3, S, S]`` through BLS; its outputs in host memory."""
+    try:
+        outputs = call_model("face_detector", {"DETECTOR_INPUT": inputs}, ["REGRESSORS", "SCORES"])
+    except StepError as error:
+        raise DetectorError(str(error)) from error
+    return outputs["REGRESSORS"], outputs["SCORES"]
+
+
+class DetectorError(StepError):
     """The ``face_detector`` model answered a BLS call with an error."""
 
 
@@ -352,3 +377,143 @@ class ClusterClassifier:
                 pb.Tensor("TRACK_SCORES", result.track_scores.astype(np.float32)),
                 pb.Tensor("VERDICT", np.array([result.verdict.encode()], dtype=np.object_))]))
         return responses
+
+
+class DeepfakeStream:
+    """``deepfake_stream`` (decoupled): a video answered in chunks as it is read. ``VIDEO``, optional ``NUM_FRAMES``
+    (sampled as ``deepfake_video`` samples) and ``CHUNK_FRAMES`` (sampled frames read per chunk, the config's
+    ``chunk_frames`` by default) → one response per chunk whose frames settled, then a final one (``FINAL``
+    true) whose tensors equal ``deepfake_video``'s for the same frames.
+
+    Each chunk is decoded by ``video_decode``, searched by ``FaceStream`` (tracks continue across chunks; a frame
+    settles once the key frames on either side are searched) with ``face_detector``, and scored by
+    ``dct_highpass``, ``rgb_stream``, ``freq_stream`` and ``fusion``, all through BLS; the scoring rule is
+    ``cluster_classifier``'s (``VideoScorer.score_faces``) over every face so far. A chunk's response lists its
+    frames and faces (``FACE_FRAME`` counts sampled frames from the video's first) and every track so far, with
+    ``TRACK_SCORES``, ``VIDEO_SCORE`` and ``VERDICT`` as they stand (a track counts once it has its
+    ``min_track_faces``). A bad video or a failing step ends the stream with that request's error.
+
+    ``execute`` hands each request to a thread and returns: ``max_streams`` streams are answered at once by one
+    instance (their time is mostly spent waiting on the steps they call), the rest wait their turn."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        limit_threads(args)
+        spec = serving_spec(args)
+        self.detector, self.tracks, self.crop, self.scorer = spec.detector, spec.tracks, spec.crop, spec.scorer()
+        settings = parameters(args)
+        self.chunk_frames = int(settings.get("chunk_frames", 8))
+        self.batch = int(settings.get("detector_batch", 64))
+        self.calls = int(settings.get("detector_calls", 2))
+        self.pool = ThreadPoolExecutor(int(settings.get("max_streams", 4)), thread_name_prefix="deepfake_stream")
+
+    def execute(self, requests: list[Any]) -> None:
+        for request in requests:  # each stream answers on its own sender, chunk by chunk
+            self.pool.submit(self.stream, request)
+
+    def stream(self, request: Any) -> None:
+        """Answer one request on its response sender, then close it."""
+        pb = _pb()
+        sender = request.get_response_sender()
+        try:
+            for response in self.answer(request):
+                sender.send(response)
+        except StepError as error:
+            sender.send(error.response())
+        except Exception as error:  # a bug must still close the stream, or its client waits for ever
+            sender.send(pb.InferenceResponse(error=pb.TritonError(f"deepfake_stream failed: {error!r}")))
+        sender.send(flags=pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+    def finalize(self) -> None:
+        """Let the streams in progress finish before the model unloads."""
+        self.pool.shutdown(wait=True)
+
+    def answer(self, request: Any) -> Any:
+        """The responses of one request, chunk by chunk, then the final one."""
+        from dfguard.faces.search import FaceStream, search_streams
+        from dfguard.video import upright
+
+        pb = _pb()
+        video = pb.get_input_tensor_by_name(request, "VIDEO").as_numpy()
+        chunk = self.chunk_frames
+        chunk_tensor = pb.get_input_tensor_by_name(request, "CHUNK_FRAMES")
+        if chunk_tensor is not None:
+            chunk = int(chunk_tensor.as_numpy().reshape(-1)[0])
+        if chunk < 1:
+            raise StepError(f"CHUNK_FRAMES must be at least 1, got {chunk}", invalid=True)
+        probe = {"VIDEO": video}
+        count = pb.get_input_tensor_by_name(request, "NUM_FRAMES")
+        if count is not None:
+            probe["NUM_FRAMES"] = count.as_numpy()
+        probed = call_model("video_probe", probe, ["FRAME_INDEX", "ROTATION"], checks_input=True)
+        index, rotation = probed["FRAME_INDEX"], int(probed["ROTATION"].reshape(-1)[0])
+        stream = FaceStream(self.detector, self.tracks, len(index))
+        scored = _Scored()
+        for start in range(0, len(index), chunk):
+            frames = call_model("video_decode", {"VIDEO": video, "FRAME_INDEX": index[start:start + chunk]},
+                                ["FRAMES"], checks_input=True)["FRAMES"]
+            stream.add(list(upright(frames, rotation)))
+            search_streams([stream], run_face_detector, self.batch, self.calls)
+            settled = stream.take()
+            if settled.images:
+                scored.add(settled, self.embed(settled))
+                yield self.response(scored, index, final=False)
+        yield self.response(scored, index, final=True)
+
+    def embed(self, settled: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``EMBEDDING`` and ``LOGIT`` of the settled frames' faces (none: empty)."""
+        from dataclasses import replace
+
+        from dfguard.faces.crops import crop_faces
+
+        if not len(settled.found):
+            return np.zeros((0, 200), np.float32), np.zeros((0, 1), np.float32)
+        crops = crop_faces(settled.images, replace(settled.found, frame=settled.found.frame - settled.first),
+                           self.crop)
+        features = call_model("dct_highpass", {"FACES": crops.faces}, ["DCT_MAP", "FREQ_VECTOR"])
+        rgb = call_model("rgb_stream", {"FACES": crops.faces, "PARTS": crops.parts}, ["RGB_FEATURES"])
+        freq = call_model("freq_stream", features, ["FREQ_FEATURES"])
+        fused = call_model("fusion", rgb | freq, ["EMBEDDING", "LOGIT"])
+        return fused["EMBEDDING"], fused["LOGIT"]
+
+    def response(self, scored: _Scored, index: np.ndarray, final: bool) -> Any:
+        """The last chunk's response (its frames and faces) or the final one (every frame and face)."""
+        pb = _pb()
+        result = self.scorer.score_faces(scored.embedding, scored.logit, scored.frame, scored.track, len(index),
+                                         self.tracks)
+        frames = slice(0, scored.frames) if final else slice(scored.chunk_start, scored.frames)
+        faces = slice(0, len(scored.frame)) if final else slice(scored.chunk_faces, len(scored.frame))
+        return pb.InferenceResponse([
+            pb.Tensor("VIDEO_SCORE", np.array([result.video_score], np.float32)),
+            pb.Tensor("FRAME_INDEX", index[frames].astype(np.int32)),
+            pb.Tensor("FRAME_SCORES", result.frame_scores[frames].astype(np.float32)),
+            pb.Tensor("FACE_SCORES", result.face_scores[faces].astype(np.float32)),
+            pb.Tensor("FACE_FRAME", scored.frame[faces]), pb.Tensor("FACE_BOX", scored.box[faces]),
+            pb.Tensor("FACE_TRACK", scored.track[faces]),
+            pb.Tensor("TRACK_SCORES", result.track_scores.astype(np.float32)),
+            pb.Tensor("VERDICT", np.array([result.verdict.encode()], dtype=np.object_)),
+            pb.Tensor("FRAME_START", np.array([frames.start], np.int32)), pb.Tensor("FINAL", np.array([final]))])
+
+
+class _Scored:
+    """Every face a stream has scored so far, and where the last chunk's frames and faces begin."""
+
+    def __init__(self) -> None:
+        self.embedding = np.zeros((0, 200), np.float32)
+        self.logit = np.zeros((0, 1), np.float32)
+        self.frame = np.zeros(0, np.int32)
+        self.track = np.zeros(0, np.int32)
+        self.box = np.zeros((0, 4), np.float32)
+        self.frames = self.chunk_start = self.chunk_faces = 0
+
+    def add(self, settled: Any, features: tuple[np.ndarray, np.ndarray]) -> None:
+        """Append a chunk's settled frames and their faces' features."""
+        found = settled.found
+        self.chunk_start, self.chunk_faces = settled.first, len(self.frame)
+        self.frames = settled.first + len(settled.images)
+        self.embedding = np.concatenate([self.embedding, features[0]])
+        self.logit = np.concatenate([self.logit, features[1]])
+        self.frame = np.concatenate([self.frame, found.frame.astype(np.int32)])
+        self.track = np.concatenate([self.track, found.track.astype(np.int32)])
+        self.box = np.concatenate([self.box, found.boxes.astype(np.float32)])
