@@ -503,8 +503,12 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     from dfguard.watch import WatchConfig
 
     defaults = WatchConfig()
-    parser.add_argument("source", help="anything FFmpeg opens live: rtsp://, rtmp://, srt://, udp://, an HLS "
-                        "playlist (.m3u8), a device, or a file (read at its own pace)")
+    parser.add_argument("sources", nargs="*", metavar="SOURCE", help="anything FFmpeg opens live: rtsp://, rtmp://, "
+                        "srt://, udp://, an HLS playlist (.m3u8), a device, or a file (read at its own pace); "
+                        "several are watched at once")
+    parser.add_argument("--sources-file", type=Path, help="more sources, one per line (# comments)")
+    parser.add_argument("--shard", metavar="I/N", help="watch only the sources at positions I, I+N, I+2N, ... of "
+                        "the list (pod I of N replicas)")
     parser.add_argument("--url", default="127.0.0.1:8001", help="the Triton gRPC endpoint")
     parser.add_argument("--window", type=float, default=defaults.window, help="seconds of the source per window")
     parser.add_argument("--frames", type=int, default=defaults.frames, help="frames scored per window")
@@ -521,24 +525,36 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_watch(args: argparse.Namespace) -> int:
-    """Watch a live source until it ends (a file), Ctrl-C or SIGTERM; the summary on stderr."""
+    """Watch live sources until they end (files), Ctrl-C or SIGTERM; a summary per source on stderr."""
     import signal
 
     from dfguard.client.grpc_client import DeepfakeClient
-    from dfguard.watch import Sink, Watch, WatchConfig
+    from dfguard.client.shards import parse_shard
+    from dfguard.watch import Sink, WatchConfig, read_sources, watch_all
 
+    sources = list(args.sources) + (read_sources(args.sources_file) if args.sources_file else [])
+    if args.shard:
+        index, count = parse_shard(args.shard)
+        sources = sources[index::count]
+    if not sources:
+        raise ValueError("no source to watch: give SOURCE or a --sources-file that lists some (for this --shard)")
     config = WatchConfig(window=args.window, frames=args.frames, fake_at=args.fake_at, alert_after=args.alert_after,
                          queue=args.queue)
     sink = Sink(args.out, args.webhook, stdout=not args.quiet, write=lambda text: print(text, flush=True))
-    with DeepfakeClient(args.url, timeout=args.timeout) as client:
-        watch = Watch(args.source, lambda clip, frames: client.score_video(clip, frames), config, sink)
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, lambda *_: watch.stop())
-        try:
-            summary = watch.run()
-        finally:
-            sink.close()
-    print(f"dfguard watch {args.source}: {summary.text()}", file=sys.stderr)
+
+    def scorer() -> Callable[[bytes, int], Any]:
+        client = DeepfakeClient(args.url, timeout=args.timeout)  # one per watch: each scores from its own thread
+        return lambda clip, frames: client.score_video(clip, frames)
+
+    watches, wait = watch_all(sources, scorer, config, sink)
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: [watch.stop() for watch in watches])
+    try:
+        summaries = wait()
+    finally:
+        sink.close()
+    for source, summary in summaries.items():
+        print(f"dfguard watch {source}: {summary.text()}", file=sys.stderr)
     return 0
 
 

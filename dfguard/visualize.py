@@ -171,3 +171,38 @@ def plot_score_histogram(scores: list[float], out: Path, *, flag_at: float = 0.5
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     return out
+
+
+def plot_watch(lines: Sequence[dict], out: Path, *, fake_at: float = 0.5, title: str = "",
+               entrances: Sequence[float] = ()) -> Path:
+    """Save a PNG of a ``dfguard watch`` session from its JSON lines: each track's window P(fake) against the
+    source's time (a step per window), the alert threshold, every alert (a red marker where it was raised) and
+    dropped windows (grey bands); ``entrances``: source times to mark (where a forged face entered, when known)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    ax = fig.subplots()
+    by_track: dict[int, list[tuple[float, float, float]]] = {}
+    for line in lines:
+        if line.get("event") == "window":
+            for track in line["tracks"]:
+                by_track.setdefault(track["id"], []).append((line["start"], line["end"], track["score"]))
+        elif line.get("event") == "dropped":
+            ax.axvspan(line["start"], line["end"], color="0.85", lw=0)
+    for track_id, spans in sorted(by_track.items()):
+        times = [t for start, end, _ in spans for t in (start, end)]
+        scores = [s for _, _, s in spans for _ in (0, 1)]
+        ax.plot(times, scores, lw=2, label=f"track {track_id}")
+    ax.axhline(fake_at, color="tab:red", ls="--", lw=1, label=f"fake at {fake_at:g}")
+    for entrance in entrances:
+        ax.axvline(entrance, color="0.3", ls=":", lw=1.5)
+    alerts = [line for line in lines if line.get("event") == "alert"]
+    if alerts:
+        ax.scatter([a["time"] for a in alerts], [a["score"] for a in alerts], marker="v", s=120, color="tab:red",
+                   zorder=5, label="alert raised")
+    ax.set(xlabel="source time (s)", ylabel="track P(fake) per window", ylim=(-0.02, 1.05),
+           title=title or f"dfguard watch: {len(by_track)} tracks, {len(alerts)} alerts")
+    ax.legend(loc="upper left", fontsize=8, ncols=2)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    return out

@@ -221,7 +221,8 @@ class Watch:
             if len(self.waiting) >= self.config.queue:
                 dropped = self.waiting.popleft()
                 self.summary.dropped += 1
-                self.emit({"event": "dropped", "window": dropped.index, "start": round(dropped.start, 3),
+                self.emit({"event": "dropped", "source": self.source, "window": dropped.index,
+                           "start": round(dropped.start, 3), "end": round(dropped.end, 3),
                            "dropped": self.summary.dropped})
             self.waiting.append(window)
             self.ready.notify_all()
@@ -290,7 +291,7 @@ class Watch:
             score = self.score(window_clip(window), len(window.frames))
         except Exception as error:  # one window failing is reported; the watch goes on
             self.summary.failed += 1
-            self.emit({"event": "error", "window": window.index, "start": round(window.start, 3),
+            self.emit({"event": "error", "source": self.source, "window": window.index, "start": round(window.start, 3),
                        "error": f"{type(error).__name__}: {error}"})
             return
         latency = time.monotonic() - window.closed_at
@@ -324,10 +325,36 @@ class Watch:
                 self.emit({"event": "alert", "window": window.index, "time": round(window.end, 3),
                             "since": round(whole.since, 3), "track": whole.id, "score": round(track.score, 4),
                             "windows": whole.streak, "source": self.source})
-        return {"event": "window", "window": window.index, "start": round(window.start, 3),
+        return {"event": "window", "source": self.source, "window": window.index, "start": round(window.start, 3),
                 "end": round(window.end, 3), "latency": round(latency, 3), "frames": len(window.frames),
                 "verdict": score.verdict, "score": None if np.isnan(score.score) else round(score.score, 4),
                 "faces": faces, "tracks": tracks, "dropped": self.summary.dropped}
+
+
+def read_sources(path: Path) -> list[str]:
+    """The sources listed in a file, one per line (blank lines and ``#`` comments skipped)."""
+    lines = [line.strip() for line in Path(path).read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def watch_all(sources: list[str], score_for: Callable[[], Callable[[bytes, int], Score]], config: WatchConfig,
+              emit: Callable[[dict], None]) -> tuple[list[Watch], Callable[[], dict[str, Summary]]]:
+    """A ``Watch`` per source, each in its own thread with its own scorer (``score_for()``); returns the watches
+    (to ``stop``) and a function that waits for them all and gives each source's summary."""
+    watches = [Watch(source, score_for(), config, emit) for source in sources]
+    summaries: dict[str, Summary] = {}
+    threads = [threading.Thread(target=lambda w=w: summaries.__setitem__(w.source, w.run()), name=f"watch-{k}")
+               for k, w in enumerate(watches)]
+    for thread in threads:
+        thread.start()
+
+    def wait() -> dict[str, Summary]:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.5)  # in short waits, so that the main thread still takes signals
+        return summaries
+
+    return watches, wait
 
 
 class Sink:

@@ -28,7 +28,7 @@ from helpers import REPO
 
 DEPLOY = REPO / "deploy"
 OVERLAYS = ("overlays/gpu", "overlays/cpu", "overlays/s3")
-KUSTOMIZATIONS = ("base", *OVERLAYS, "monitoring", "storage")
+KUSTOMIZATIONS = ("base", *OVERLAYS, "monitoring", "storage", "watch")
 PLAIN_MANIFESTS = ("jobs/score-job.yaml", "jobs/export-job.yaml", "monitoring/prometheus-adapter-rules.yaml")
 # 1.31 (every kubernetes-validate >= 1.31 ships its schemas) and the newest this one ships (catches removed APIs)
 SCHEMA_VERSIONS = tuple(dict.fromkeys(("1.31", kubernetes_validate.latest_version())))
@@ -258,10 +258,11 @@ def test_probes_reach_triton_health_on_the_http_port(folder: str) -> None:
 WORKLOADS = (*((folder, None) for folder in OVERLAYS), (None, "jobs/score-job.yaml"), (None, "jobs/export-job.yaml"))
 
 
-@pytest.mark.parametrize(("folder", "relative"), WORKLOADS)
+@pytest.mark.parametrize(("folder", "relative"), [*WORKLOADS, ("watch", None)])
 def test_pods_run_as_non_root_on_a_read_only_root(folder: str | None, relative: str | None) -> None:
     """Every pod runs as uid 1000, non-root, with no privilege escalation, no capabilities, read-only root."""
-    workload = server(folder) if folder else one(load(relative), "Job")
+    workload = (one(render(folder), "StatefulSet") if folder == "watch" else server(folder) if folder else
+                one(load(relative), "Job"))
     spec = pod_spec(workload)
     assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] == 1000
     assert spec.get("automountServiceAccountToken") is False
@@ -476,3 +477,30 @@ def test_every_dfguard_command_in_the_manifests_is_one_dfguard_accepts() -> None
     scored = parses(shlex.split(shard))
     assert scored.shard == "3/4" and scored.url[0].startswith("dns:///")
     parses(container(one(load("jobs/export-job.yaml"), "Job"))["args"])
+
+
+def test_watch_pods_each_watch_their_share_of_the_listed_streams_and_alert_the_webhook_service() -> None:
+    """The watch StatefulSet's pods run ``dfguard watch`` on the ConfigMap's stream list, pod I taking shard I of
+    as many as the replicas (the ConfigMap says how many, and agrees with the StatefulSet), against the headless
+    Service; they may reach the server (client label), and their webhook is the alert Service."""
+    docs = render("watch")
+    watch, streams = one(docs, "StatefulSet", "dfguard-watch"), one(docs, "ConfigMap", "dfguard-watch-streams")
+    main = container(watch)
+    env = {e["name"]: e["valueFrom"]["configMapKeyRef"] for e in main["env"] if "valueFrom" in e}
+    assert {ref["name"] for ref in env.values()} == {"dfguard-watch-streams"}
+    values = {name: streams["data"][ref["key"]] for name, ref in env.items()}
+    assert int(values["REPLICAS"]) == watch["spec"]["replicas"]
+    alerts = one(docs, "Service", "dfguard-alerts")
+    assert values["WEBHOOK"].startswith(f"http://{alerts['metadata']['name']}.")
+    (volume,) = [v for v in pod_spec(watch)["volumes"] if "configMap" in v]
+    (mount,) = [m for m in main["volumeMounts"] if m["name"] == volume["name"]]
+    assert volume["configMap"]["name"] == "dfguard-watch-streams" and "streams.txt" in streams["data"]
+    args = main["args"]
+    assert args[:2] == ["sh", "-c"] and len(args) == 3
+    command = (args[2].removeprefix("exec ").replace("${HOSTNAME##*-}", "1").replace("${REPLICAS}", values["REPLICAS"])
+               .replace("${WEBHOOK}", values["WEBHOOK"]))
+    watched = parses(shlex.split(command))
+    assert watched.shard == "1/2" and str(watched.sources_file) == f"{mount['mountPath']}/streams.txt"
+    assert watched.url.startswith("dns:///deepfake-guard-headless:") and watched.webhook == values["WEBHOOK"]
+    labels = watch["spec"]["template"]["metadata"]["labels"]
+    assert selects(watch["spec"]["selector"]["matchLabels"], labels) and labels.get("deepfake-guard/client") == "true"

@@ -407,6 +407,7 @@ class DeepfakeStream:
         self.batch = int(settings.get("detector_batch", 64))
         self.calls = int(settings.get("detector_calls", 2))
         self.pool = ThreadPoolExecutor(int(settings.get("max_streams", 4)), thread_name_prefix="deepfake_stream")
+        self.closing = False
 
     def execute(self, requests: list[Any]) -> None:
         for request in requests:  # each stream answers on its own sender, chunk by chunk
@@ -426,8 +427,10 @@ class DeepfakeStream:
         sender.send(flags=pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
     def finalize(self) -> None:
-        """Let the streams in progress finish before the model unloads."""
-        self.pool.shutdown(wait=True)
+        """Unloading: streams not started are dropped and those in progress end at their next chunk (waiting for
+        them could wait on steps that are unloading too)."""
+        self.closing = True
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def answer(self, request: Any) -> Any:
         """The responses of one request, chunk by chunk, then the final one."""
@@ -451,6 +454,8 @@ class DeepfakeStream:
         stream = FaceStream(self.detector, self.tracks, len(index))
         scored = _Scored()
         for start in range(0, len(index), chunk):
+            if self.closing or request.is_cancelled():  # the server is stopping, or the client went away
+                raise StepError("deepfake_stream stopped before the video's end")
             frames = call_model("video_decode", {"VIDEO": video, "FRAME_INDEX": index[start:start + chunk]},
                                 ["FRAMES"], checks_input=True)["FRAMES"]
             stream.add(list(upright(frames, rotation)))
