@@ -149,6 +149,13 @@ def cross_family(section: Section) -> str:
             "not separate the streams")
 
 
+def live(section: Section) -> str:
+    held = int(section.find(r"\*\*(\d+) stream").group(1))
+    row = section.row(str(held))
+    return (f"{held} live 720p streams held in real time ({row['window end → answer p50 / p95 (s)']} s window end → "
+            f"answer p50 / p95); forged frame → alert {row['forged frame → alert p50 / p95 (s)']} s")
+
+
 def demo(section: Section) -> str:
     took = section.find(r"(\d+ min \d+ s) wall clock").group(1)
     return f"{took} from a fresh clone, install included"
@@ -178,6 +185,7 @@ HEADLINES = (
     Headline("pipeline, real 720p/1080p footage", "python -m benchmarks.pipeline --workload footage --videos DIR",
              "pipeline-cpu-footage", pipeline),
     Headline("`perf_analyzer` sweep", "python -m benchmarks.perf", "perf-analyzer-cpu", perf),
+    Headline("live streams (`dfguard watch`, tiny preset)", "python -m benchmarks.live", "live-tiny", live),
     Headline("cross-family generalisation", "python -m benchmarks.cross_family", "cross-family", cross_family),
     Headline("`make demo`", "make demo", "demo-fresh", demo),
 )

@@ -518,6 +518,8 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
                         help="windows in a row at or above --fake-at before a track raises its alert")
     parser.add_argument("--queue", type=int, default=defaults.queue, help="windows waiting to be scored before "
                         "the oldest is dropped (scoring behind real time)")
+    parser.add_argument("--source-timeout", type=float, default=defaults.open_timeout, help="seconds a source may "
+                        "take to open or stay silent before it counts as dropped and is reopened")
     parser.add_argument("--out", type=Path, help="also append the JSON lines to this file")
     parser.add_argument("--webhook", help="POST each alert as JSON to this URL")
     parser.add_argument("--quiet", action="store_true", help="no lines on stdout (with --out or --webhook)")
@@ -539,7 +541,7 @@ def run_watch(args: argparse.Namespace) -> int:
     if not sources:
         raise ValueError("no source to watch: give SOURCE or a --sources-file that lists some (for this --shard)")
     config = WatchConfig(window=args.window, frames=args.frames, fake_at=args.fake_at, alert_after=args.alert_after,
-                         queue=args.queue)
+                         queue=args.queue, open_timeout=args.source_timeout)
     sink = Sink(args.out, args.webhook, stdout=not args.quiet, write=lambda text: print(text, flush=True))
 
     def scorer() -> Callable[[bytes, int], Any]:

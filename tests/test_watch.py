@@ -91,12 +91,13 @@ def free_udp_port() -> int:
         return probe.getsockname()[1]
 
 
-def publish(url: str, frames: list[np.ndarray], stop: threading.Event | None = None) -> None:
+def publish(url: str, frames: list[np.ndarray], stop: threading.Event | None = None, *,
+            container_format: str = "mpegts", paced: bool = True, options: dict | None = None) -> None:
     """Send ``frames`` live as MPEG-TS over UDP at 25 frames/s (H.264, lossless so that the model sees the
-    forgery)."""
+    forgery), or write them unpaced in another container (an HLS playlist and its segments)."""
     import av
 
-    with av.open(url, "w", format="mpegts") as container:
+    with av.open(url, "w", format=container_format, options=options or {}) as container:
         stream = container.add_stream("libx264", rate=FPS, options={"qp": "0", "preset": "ultrafast",
                                                                      "tune": "zerolatency"})
         stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv444p"
@@ -105,7 +106,8 @@ def publish(url: str, frames: list[np.ndarray], stop: threading.Event | None = N
         for k, frame in enumerate(frames):
             if stop is not None and stop.is_set():
                 break
-            time.sleep(max(0.0, began + k / FPS - time.monotonic()))
+            if paced:
+                time.sleep(max(0.0, began + k / FPS - time.monotonic()))
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
 
@@ -119,7 +121,7 @@ def looped(path: Path, seconds: float) -> list[np.ndarray]:
 
 def watch_process(url: str, server_url: str, out: Path) -> subprocess.Popen:
     return subprocess.Popen([DFGUARD, "watch", url, "--url", server_url, "--out", str(out), "--quiet",
-                             "--window", "2", "--frames", "8", "--alert-after", "2"],
+                             "--window", "2", "--frames", "8", "--alert-after", "2", "--source-timeout", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -183,3 +185,25 @@ def test_the_real_person_alone_raises_nothing_and_a_killed_source_is_reopened(se
     assert len(windows) >= 4 and all(w["verdict"] != "fake" for w in windows), windows
     assert any(w["start"] >= reconnects[0]["after"] for w in windows)  # windows go on after the source is back
     assert [w["window"] for w in windows] == sorted(w["window"] for w in windows)
+
+
+def test_an_hls_playlist_is_read_at_its_own_pace_and_the_watch_ends_with_it(served, two_people, tmp_path):
+    """A finished HLS playlist of 2-s segments in a local folder (real for 4 s, then forged for 4 s): read at its
+    own pace, no reconnect, the alert after the entrance, and the watch ends on its own with a summary."""
+    playlist = tmp_path / "hls" / "index.m3u8"
+    playlist.parent.mkdir()
+    publish(str(playlist), looped(two_people["real"].path, 4.0) + looped(two_people["forged"].path, 4.0),
+            container_format="hls", paced=False, options={"hls_time": "2", "hls_playlist_type": "vod"})
+    assert len(list(playlist.parent.glob("*.ts"))) >= 3
+    out = tmp_path / "watch.jsonl"
+    began = time.monotonic()
+    watched = subprocess.run([DFGUARD, "watch", str(playlist), "--url", served.grpc_url, "--out", str(out),
+                              "--quiet"], capture_output=True, text=True, timeout=120)
+    assert watched.returncode == 0, watched.stderr
+    assert time.monotonic() - began >= 8.0  # at the playlist's pace, not as fast as it decodes
+    lines = lines_of(out)
+    alerts = [line for line in lines if line["event"] == "alert"]
+    assert not [line for line in lines if line["event"] == "reconnect"]
+    assert [w["window"] for w in lines if w["event"] == "window"] == [0, 1, 2, 3]
+    assert len(alerts) == 1 and alerts[0]["since"] >= 4.0 - 0.1 and alerts[0]["time"] <= 8.0 + 0.1, alerts
+    assert "4 windows: 4 scored, 0 dropped" in watched.stderr and "1 alerts" in watched.stderr
