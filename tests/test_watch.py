@@ -15,7 +15,7 @@ from helpers import DFGUARD
 
 from dfguard.answer import Face, Score, Track
 from dfguard.video import decode_frames, probe_video
-from dfguard.watch import TrackJoiner, Watch, WatchConfig, Window, WindowCutter, window_clip
+from dfguard.watch import Sink, TrackJoiner, Watch, WatchConfig, Window, WindowCutter, window_clip
 
 FPS = 25
 
@@ -83,6 +83,39 @@ def test_scoring_behind_drops_the_oldest_window_and_counts_it():
         watch.queue(Window(k, 2.0 * k, 2.0 * k + 2))
     assert [w.index for w in watch.waiting] == [3, 4] and watch.summary.dropped == 3
     assert [line["window"] for line in lines if line["event"] == "dropped"] == [0, 1, 2]
+
+
+def test_alerts_are_posted_to_the_webhook_and_a_dead_webhook_is_reported_not_fatal(tmp_path):
+    import http.server
+
+    received: list[dict] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    lines: list[str] = []
+    alert = {"event": "alert", "track": 1, "score": 0.97, "time": 10.0}
+    try:
+        sink = Sink(tmp_path / "watch.jsonl", f"http://127.0.0.1:{server.server_port}/alerts", write=lines.append)
+        sink({"event": "window", "window": 0})
+        sink(alert)
+        sink.close()
+    finally:
+        server.shutdown()
+    assert received == [alert]  # windows are not posted, alerts are
+    assert [json.loads(line) for line in (tmp_path / "watch.jsonl").read_text().splitlines()] == [
+        {"event": "window", "window": 0}, alert]
+    dead = Sink(webhook=f"http://127.0.0.1:{server.server_port}/alerts", write=lines.append)
+    dead(alert)  # the receiver is gone: reported on the next line, the watch goes on
+    assert json.loads(lines[-1])["event"] == "webhook_failed" and len(lines) == 4
 
 
 def free_udp_port() -> int:
