@@ -30,6 +30,8 @@ INSTALL_REQUIRES = [
 # Each extra is what one part needs; dfguard/extras.py says which extra a missing import comes from.
 EXTRAS_REQUIRE = {
     "plots": ["matplotlib>=3.7"],  # score timelines, histograms, ROC, DCT maps, face boxes
+    # dfguard review: the moderators' page (server-rendered HTML), its pictures and the frames it decodes
+    "review": ["flask>=3.0", "matplotlib>=3.7", "av>=12", "pillow>=9"],
     # the Triton steps of the CPU ensemble, and tritonserver itself
     "serve": [
         "av>=12",
@@ -73,7 +75,9 @@ EXTRAS_REQUIRE["dev"] = [
     "packaging>=23",  # tests/test_architecture.py resolves the extras from the installed metadata
     "cryptography>=42",  # tests/test_serving.py makes a self-signed certificate to serve gRPC over TLS
     "kubernetes-validate>=1.31",  # tests/test_deploy.py validates the rendered manifests offline
+    "selenium>=4.20",  # tests/test_review.py drives Debian's chromium (chromium-driver) through the review page
     *EXTRAS_REQUIRE["train"],
+    *EXTRAS_REQUIRE["review"],
     *EXTRAS_REQUIRE["gpu"],
     *EXTRAS_REQUIRE["bench"],
 ]

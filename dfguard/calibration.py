@@ -50,6 +50,13 @@ class Calibration:
             return scores
         return 1 / (1 + np.exp(-(self.slope * logit(scores) + self.intercept)))
 
+    def invert(self, probabilities: np.ndarray) -> np.ndarray:
+        """The raw scores these calibrated probabilities came from (``apply`` undone)."""
+        probabilities = np.asarray(probabilities, np.float64)
+        if self.identity:
+            return probabilities
+        return 1 / (1 + np.exp(-(logit(probabilities) - self.intercept) / self.slope))
+
 
 def fit_platt(scores: np.ndarray, labels: np.ndarray, fitted_on: str = "", iterations: int = 100) -> Calibration:
     """The Platt calibration of raw ``scores`` for binary ``labels`` (1 = fake): logistic regression on the

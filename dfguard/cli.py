@@ -265,10 +265,15 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dfguard calibrate``."""
-    parser.add_argument("checkpoint", type=Path, help="best.pt of a training run")
-    parser.add_argument("--data", type=Path, required=True, help="a folder made by dfguard prepare")
+    parser.add_argument("checkpoint", type=Path, nargs="?", help="best.pt of a training run (not with --labels)")
+    parser.add_argument("--data", type=Path, help="a folder made by dfguard prepare")
     parser.add_argument("--out", type=Path, required=True, help="folder for calibration.json, calibration.md, "
                         "reliability.png")
+    parser.add_argument("--labels", type=Path, metavar="DECISIONS", help="instead of a checkpoint and data: the "
+                        "decisions.jsonl of dfguard review, fitted against the served scores of --results")
+    parser.add_argument("--results", type=Path, help="with --labels: the results.jsonl the decisions were made on")
+    parser.add_argument("--spec", type=Path, help="with --labels: the served repository (or its serving_spec.json), "
+                        "whose calibration and threshold gave those scores")
     parser.add_argument("--split", default="val", help="the split to fit on (not the one you report on)")
     parser.add_argument("--fake-fpr", type=float, default=0.01, help="share of real videos the fake verdict may "
                         "flag: its threshold is this operating point")
@@ -283,6 +288,20 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     """Fit the calibration and operating points; print the report."""
+    if args.labels:
+        if args.checkpoint or args.data or not (args.results and args.spec):
+            raise ValueError("--labels takes --results and --spec (the served repository), not a checkpoint or --data")
+        from dfguard.inference.spec import read_spec
+        from dfguard.review import calibrate_from_decisions
+
+        spec = read_spec(args.spec)
+        print(calibrate_from_decisions(args.labels, args.results, spec.calibration, spec.verdict.fake_at, args.out,
+                                       fake_fpr=args.fake_fpr, real_fnr=args.real_fnr, fake_rate=args.fake_rate),
+              end="")
+        print(f"wrote {args.out / 'calibration.json'} (dfguard export --calibration)")
+        return 0
+    if not args.checkpoint or not args.data:
+        raise ValueError("calibrate needs a checkpoint and --data (or --labels with --results and --spec)")
     from dfguard.train.calibrate import calibrate
 
     calibrate(args.checkpoint, args.data, args.out, split=args.split, fake_fpr=args.fake_fpr,
@@ -560,6 +579,41 @@ def run_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_review_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``dfguard review``."""
+    parser.add_argument("results", type=Path, help="the results.jsonl of dfguard score")
+    parser.add_argument("--videos", type=Path, help="the folder the scored files are in (only files under it are "
+                        "read, to draw their frames)")
+    parser.add_argument("--decisions", type=Path, help="where decisions are appended (default: decisions.jsonl "
+                        "beside the results)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    parser.add_argument("--port", type=int, default=8787, help="port (0: any free one)")
+    parser.add_argument("--key-file", type=Path, help="file holding the key every request needs (default: a new "
+                        "key, printed in the address)")
+    parser.add_argument("--flag-at", type=float, default=0.5, help="the operating point a score is shown against")
+    parser.add_argument("--who", default="moderator", help="the name decisions are recorded under when the form "
+                        "leaves it empty")
+
+
+def run_review(args: argparse.Namespace) -> int:
+    """Serve the review page until Ctrl-C."""
+    from dfguard.review import Review, new_key, serve
+
+    if not args.results.is_file():
+        raise FileNotFoundError(f"{args.results}: no such results file")
+    if args.videos is not None and not args.videos.is_dir():
+        raise FileNotFoundError(f"{args.videos}: no such folder")
+    key = args.key_file.read_text().strip() if args.key_file else new_key()
+    if len(key) < 16:
+        raise ValueError(f"{args.key_file}: the key must be at least 16 characters")
+    decisions = args.decisions or args.results.with_name("decisions.jsonl")
+    try:
+        serve(Review(args.results, args.videos, decisions, key, args.flag_at, args.who), args.host, args.port)
+    except KeyboardInterrupt:
+        print("stopping")
+    return 0
+
+
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``dfguard explain``."""
     from dfguard.video import DEFAULT_FRAMES
@@ -620,6 +674,8 @@ COMMANDS: dict[str, Command] = {
                      add_score_arguments, run_score),
     "watch": Command("score a live source window by window; a JSON line per window, an alert when a forged face "
                      "stays", add_watch_arguments, run_watch),
+    "review": Command("a local page to review scored videos and record decisions (fake/real/unsure)",
+                      add_review_arguments, run_review),
     "explain": Command("draw why a video got its score: boxed faces, track timeline, DCT view, embeddings",
                        add_explain_arguments, run_explain),
     "demo": Command("run the end-to-end demo on one CPU machine", add_demo_arguments, run_demo),

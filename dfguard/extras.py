@@ -11,7 +11,7 @@ MODULE_EXTRAS = {
     "av": "serve", "cv2": "serve", "numba": "serve", "onnxruntime": "serve", "PIL": "serve", "pytriton": "serve",
     "torch": "train", "torchvision": "train", "timm": "train", "onnx": "train", "onnxscript": "train",
     "mediapipe": "train", "sklearn": "train", "skimage": "train", "tensorboard": "train", "scipy": "train",
-    "matplotlib": "plots",
+    "matplotlib": "plots", "flask": "review", "werkzeug": "review",
     "cupy": "gpu", "nvidia": "gpu", "tensorrt": "gpu",
 }
 

@@ -102,6 +102,31 @@ class WindowCutter:
         return window if kept else None
 
 
+class SourceClock:
+    """Seconds since a source's first frame, from its frames' timestamps, kept steady the way live sources are not:
+    a frame without a timestamp comes one frame after the last, and a jump back (an encoder restarted, a
+    timestamp wrapped) or forward by more than ``max_jump`` seconds (a stall) continues one frame after the last."""
+
+    def __init__(self, rate: float, max_jump: float = 10.0) -> None:
+        self.step, self.max_jump = 1.0 / max(rate, 1e-3), max_jump
+        self.origin: float | None = None
+        self.last = -self.step
+
+    def seconds(self, timestamp: float | None) -> float:
+        """The source time of the next frame, whose timestamp (seconds, or None) is ``timestamp``."""
+        following = self.last + self.step
+        if timestamp is None:
+            self.last = following
+            return following
+        if self.origin is None:
+            self.origin = timestamp - following
+        elapsed = timestamp - self.origin
+        if not self.last - self.step / 2 < elapsed <= self.last + self.max_jump:
+            self.origin, elapsed = timestamp - following, following
+        self.last = elapsed
+        return elapsed
+
+
 def window_clip(window: Window) -> bytes:
     """The window's frames as a lossless clip (FFV1 in Matroska) that ``deepfake_video`` decodes exactly."""
     import av
@@ -273,12 +298,9 @@ class Watch:
         with av.open(self.source, timeout=self.config.open_timeout) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            first, began = None, time.monotonic()
+            clock, began = SourceClock(float(stream.average_rate or stream.guessed_rate or 25)), time.monotonic()
             for frame in container.decode(stream):
-                if frame.pts is None or frame.time is None:
-                    continue
-                first = frame.time if first is None else first
-                seconds = frame.time - first
+                seconds = clock.seconds(frame.time)
                 if paced:
                     time.sleep(max(0.0, began + seconds - time.monotonic()))
                 yield seconds, lambda frame=frame: frame.to_ndarray(format="rgb24")

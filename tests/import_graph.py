@@ -33,14 +33,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "dfguard.progress", "dfguard.answer"),
     ("dfguard.faces", "dfguard.video", "dfguard.image", "dfguard.calibration", "dfguard.scoring",
      "dfguard.onnx_export"),
-    ("dfguard.inference", "dfguard.visualize"),
-    ("dfguard.serving", "dfguard.pipeline", "dfguard.client", "dfguard.explain", "dfguard.watch"),
+    ("dfguard.inference", "dfguard.visualize", "dfguard.verdicts"),
+    ("dfguard.serving", "dfguard.pipeline", "dfguard.client", "dfguard.explain", "dfguard.watch", "dfguard.review"),
     ("dfguard.train",),
     ("dfguard.cli", "dfguard", "benchmarks"),
 )
 APART = {"dfguard.serving": ("dfguard.pipeline", "dfguard.client"), "dfguard.pipeline": ("dfguard.serving",
          "dfguard.client"), "dfguard.client": ("dfguard.serving", "dfguard.pipeline"),
-         "dfguard.explain": ("dfguard.serving",), "dfguard.watch": ("dfguard.serving", "dfguard.pipeline")}
+         "dfguard.explain": ("dfguard.serving",), "dfguard.watch": ("dfguard.serving", "dfguard.pipeline"),
+         "dfguard.review": ("dfguard.serving", "dfguard.pipeline")}
 
 
 def module_name(path: Path) -> str:

@@ -173,3 +173,9 @@ def test_moving_a_calibration_to_another_share_of_fakes(rng):
     assert "moved from 80% fakes to 50%" in moved.fitted_on
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         for_fake_rate(fitted, 0.8, 1.0)
+
+
+def test_invert_gives_back_the_raw_scores_a_calibration_mapped():
+    raw = np.array([0.01, 0.2, 0.5, 0.77, 0.99])  # (probabilities are clipped 1e-6 from 0 and 1 on the way)
+    for calibration in (Calibration(2.0, -1.0), Calibration(0.5, 0.3), Calibration()):
+        np.testing.assert_allclose(calibration.invert(calibration.apply(raw)), raw, atol=1e-9)

@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from helpers import DFGUARD
 
 from dfguard.answer import Face, Score, Track
 from dfguard.video import decode_frames, probe_video
-from dfguard.watch import Sink, TrackJoiner, Watch, WatchConfig, Window, WindowCutter, window_clip
+from dfguard.watch import Sink, SourceClock, TrackJoiner, Watch, WatchConfig, Window, WindowCutter, window_clip
 
 FPS = 25
 
@@ -31,6 +32,13 @@ def test_windows_keep_frames_spread_evenly_over_the_source_clock():
         assert np.allclose(window.times, window.start + 0.125 + 0.25 * np.arange(8), atol=0.5 / FPS)
         assert [int(f[0, 0, 0]) for f in window.frames] == [round(t * FPS) for t in window.times]
     assert len(windows[2].frames) == 4  # the last second of the source: half a window
+
+
+def test_the_source_clock_stays_steady_through_missing_and_jumping_timestamps():
+    clock = SourceClock(25.0)
+    stamps = [100.0, 100.04, None, 100.12, 3.0, 3.04, 500.0, 500.04]  # a restart at 3.0, a stall to 500
+    assert np.allclose([clock.seconds(t) for t in stamps], [0.0, 0.04, 0.08, 0.12, 0.16, 0.20, 0.24, 0.28])
+    assert clock.seconds(500.12) == pytest.approx(0.36)  # a gap of a frame within the stream is kept
 
 
 def test_a_window_goes_to_the_server_as_a_clip_that_decodes_to_its_frames_exactly():

@@ -1,11 +1,10 @@
 """``dfguard calibrate``: fit a model's calibration and choose its verdict thresholds on a validation split.
 
-The video scores of the split (the served rule, ``Scored.by_video``) fit Platt scaling (``dfguard.calibration``;
-why Platt: see there). Operating points are chosen on the calibrated scores: for each target false-positive rate
-on real videos, the threshold and the TPR there with a bootstrap interval. The verdict is ``fake`` at the
-operating point of ``fake_fpr`` (1 % of real videos flagged) and ``real`` at or below the score under which at
-most ``real_fnr`` (5 %) of the fakes fall; between them, ``uncertain``. Writes ``calibration.json`` (what
-``dfguard export --calibration`` reads), ``calibration.md`` and a reliability diagram, ``reliability.png``.
+The video scores of the split (the served rule, ``Scored.by_video``) fit the calibration, the operating points
+and the verdict thresholds (``dfguard.verdicts``: Platt scaling, ``fake`` where ``fake_fpr`` (1 %) of real videos
+are flagged, ``real`` at or below the score under which at most ``real_fnr`` (5 %) of the fakes fall). Writes
+``calibration.json`` (what ``dfguard export --calibration`` reads), ``calibration.md`` and a reliability diagram,
+``reliability.png``.
 """
 
 from __future__ import annotations
@@ -13,21 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from dfguard.calibration import (
-    OperatingPoint,
-    expected_calibration_error,
-    fit_platt,
-    for_fake_rate,
-    operating_point,
-    threshold_for_fnr,
-)
+from dfguard.calibration import expected_calibration_error
 from dfguard.inference.checkpoint import load_model
 from dfguard.inference.spec import CalibratedScores
-from dfguard.scoring import VerdictThresholds
+from dfguard.verdicts import REPORTED_FPRS, fit_verdicts
 
-from .evaluate import REPORTED_FPRS, SplitScorer
+from .evaluate import SplitScorer
 from .plots import plot_reliability
 
 
@@ -40,15 +30,6 @@ class CalibrationReport:
     ece_after: float
     reals: int
     fakes: int
-
-
-def verdict_thresholds(scores: np.ndarray, labels: np.ndarray, fake_point: OperatingPoint, real_fnr: float
-                       ) -> VerdictThresholds:
-    """``fake`` from the chosen operating point, ``real`` where at most ``real_fnr`` of the fakes fall; when
-    the two cross (a weak model), there is no uncertain band: both at the fake threshold."""
-    real_at = threshold_for_fnr(scores[labels == 1], real_fnr)
-    fake_at = min(max(fake_point.threshold, 0.0), 1.0)
-    return VerdictThresholds(fake_at=fake_at, real_at=float(np.clip(min(real_at, fake_at), 0.0, 1.0)))
 
 
 def calibrate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "val", fake_fpr: float = 0.01,
@@ -66,14 +47,9 @@ def calibrate(checkpoint: Path, prepared: Path, out: Path, *, split: str = "val"
     reals, fakes = int((labels == 0).sum()), int((labels == 1).sum())
     kind = "self-blended" if self_blend else "fake"
     source = f"{Path(prepared).name}/{split}: {reals} real and {fakes} {kind} videos"
-    fitted = fit_platt(raw, labels, fitted_on=source)
+    result, fitted = fit_verdicts(raw, labels, source, fake_fpr=fake_fpr, real_fnr=real_fnr, target_fprs=target_fprs,
+                                  fake_rate=fake_rate, seed=seed)
     calibrated = fitted.apply(raw)
-    calibration = fitted if fake_rate is None else for_fake_rate(fitted, fakes / len(labels), fake_rate)
-    in_use = calibration.apply(raw)  # thresholds on the scores the server will answer
-    targets = tuple(sorted(set(target_fprs) | {fake_fpr}, reverse=True))
-    points = tuple(operating_point(in_use, labels, fpr, seed=seed) for fpr in targets)
-    fake_point = next(p for p in points if p.target_fpr == fake_fpr)
-    result = CalibratedScores(calibration, verdict_thresholds(in_use, labels, fake_point, real_fnr), points)
     report = CalibrationReport(result, expected_calibration_error(raw, labels),
                                expected_calibration_error(calibrated, labels), reals, fakes)
     out = Path(out)

@@ -24,6 +24,7 @@ from dfguard.calibration import Calibration, ece_if_calibrated, ece_interval, ex
 from dfguard.config import to_dict
 from dfguard.inference.checkpoint import TrainedModel, load_model
 from dfguard.scoring import aggregate_faces
+from dfguard.verdicts import REPORTED_FPRS
 
 from .augment import degrade_blur, degrade_jpeg
 from .data import FrameDataset
@@ -40,7 +41,6 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((fpr[k] + fnr[k]) / 2)
 
 
-REPORTED_FPRS = (0.1, 0.01, 0.001)  # the operating points every report lists: TPR at FPR 10 %, 1 %, 0.1 %
 
 
 def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
