@@ -195,7 +195,14 @@ def create_app(review: Review) -> Any:
 
     @app.post("/video/<int:number>/decide")
     def decide(number: int) -> Any:
-        record = record_at(number)
+        # the video is named by the form, not by its place in the list, which moves when the results grow
+        records, _ = review.records()
+        key = (request.form.get("path", ""), request.form.get("sha256", ""))
+        record = next((r for r in records if r.key == key), None)
+        if record is None:
+            return Response(f"{key[0] or 'the video'} (as scored) is not in {review.results.name}: reload the page\n",
+                            status=409, mimetype="text/plain")
+        number = records.index(record)
         track = request.form.get("track", "")
         review.decide(record, int(track) if track else None, request.form.get("label", ""),
                       request.form.get("note", ""), request.form.get("who", "") or review.who)
@@ -395,7 +402,9 @@ background:#c44"></span><span style="left:{{ (flag_at * 300)|int }}px;width:2px;
 {% endif %}{% if record.error %}<p class="problem">{{ record.error }}</p>{% endif %}
 {% if decision %}<p id="decision">decided: <b>{{ decision.label }}</b> by {{ decision.who }}
 {% if decision.note %}({{ decision.note }}){% endif %}</p>{% endif %}
-<form method="post" action="/video/{{ number }}/decide" id="decide">mark
+<form method="post" action="/video/{{ number }}/decide" id="decide">
+<input type="hidden" name="path" value="{{ record.path }}">
+<input type="hidden" name="sha256" value="{{ record.sha256 }}">mark
 <select name="track"><option value="">the video</option>{% for t in record.tracks or [] %}
 <option value="{{ t.id }}">track #{{ t.id }} (P(fake) {{ "%.2f"|format(t.score) }})</option>{% endfor %}
 </select>{% for label in labels %} <button name="label" value="{{ label }}" id="mark-{{ label }}">{{ label }}

@@ -14,7 +14,7 @@ from helpers import DFGUARD
 
 from dfguard.answer import Face, Track
 from dfguard.client.results import Record, ResultsFile
-from dfguard.review import Review, create_app, read_decisions
+from dfguard.review import Review, create_app, read_decisions, read_results
 
 KEY = "k" * 24
 
@@ -74,12 +74,19 @@ def test_the_list_is_by_p_fake_filtered_and_names_the_line_it_could_not_read(sit
     assert "low.mp4" not in client.get("/?min=0.5").get_data(as_text=True)
 
 
+def scored_as(folder: Path, name: str) -> dict[str, str]:
+    """The form fields that name a video as it was scored: its path and content hash."""
+    (found,) = [r for r in read_results(folder / "results.jsonl")[0] if r.path.endswith(name)]
+    return {"path": found.path, "sha256": found.sha256}
+
+
 def test_a_decision_is_one_appended_line_and_shows_on_reload(site):
     client, folder = site
     client.get(f"/?key={KEY}")
-    answer = client.post("/video/0/decide", data={"label": "fake", "note": "mouth warps", "who": "ana"})
+    high = scored_as(folder, "high.mp4")
+    answer = client.post("/video/0/decide", data={"label": "fake", "note": "mouth warps", "who": "ana", **high})
     assert answer.status_code == 303
-    client.post("/video/0/decide", data={"label": "real", "track": "0"})
+    client.post("/video/0/decide", data={"label": "real", "track": "0", **high})
     (video, track) = read_decisions(folder / "decisions.jsonl")
     assert (video.who, video.label, video.note, video.track, video.score) == ("ana", "fake", "mouth warps", None, 0.93)
     assert video.path.endswith("high.mp4") and len(video.sha256) == 64 and video.verdict == "fake"
@@ -88,8 +95,10 @@ def test_a_decision_is_one_appended_line_and_shows_on_reload(site):
     assert "decided: <b>fake</b> by ana" in page
     assert "fake" in client.get("/").get_data(as_text=True).split("high.mp4")[1].split("</tr>")[0]
     for bad in ({"label": "maybe"}, {"label": "fake", "track": "7"}):
-        refused = client.post("/video/0/decide", data=bad)
+        refused = client.post("/video/0/decide", data=bad | high)
         assert refused.status_code == 400
+    gone = client.post("/video/0/decide", data={"label": "fake", "path": high["path"], "sha256": "0" * 64})
+    assert gone.status_code == 409 and b"reload the page" in gone.data  # not the video scored: nothing decided
     assert len((folder / "decisions.jsonl").read_text().splitlines()) == 2  # nothing written for them
 
 
