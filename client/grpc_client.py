@@ -312,10 +312,12 @@ class AsyncDeepfakeClient:
                     break
                 update = streamed.update(result)
                 sent += 1
-                yield update
-                if update.final:
-                    answers.cancel()  # the server ends the stream after the final update; nothing is left to read
+                if update.final:  # let the server end the stream before the caller can stop listening: a stream
+                    async for _ in answers:  # cancelled between the final update and its end holds the model
+                        pass
+                    yield update
                     return
+                yield update
             if error is None:
                 raise ScoringError(f"{STREAM_MODEL} ended the stream without a final update", "StatusCode.UNKNOWN",
                                    attempt)

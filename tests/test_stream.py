@@ -87,10 +87,14 @@ def test_a_bad_stream_request_is_a_named_error_and_the_server_keeps_serving(serv
             list(client.stream(two_people["real"].path, 8, chunk_frames=0))
         with pytest.raises(ScoringError, match=r"NUM_FRAMES must be in 1\.\.256, got 100000"):
             list(client.stream(two_people["real"].path, 100000))
-        assert client.stream(two_people["real"].path, 8).__next__().score.model == "deepfake_stream"
+        updates = client.stream(two_people["real"].path, 8)
+        assert next(updates).score.model == "deepfake_stream"  # still serving
+        updates.close()  # a client that leaves mid-stream: the server stops that stream at its next chunk
 
 
 def test_score_stream_prints_a_line_per_chunk_and_records_the_one_shot_answer(served, two_people, tmp_path):
+    """``dfguard score --stream``: a line per chunk, the last the final verdict, and the record the one-shot
+    answer."""
     video = two_people["forged"].path
     common = ["--url", served.grpc_url, "--num-frames", "16", "--no-progress"]
     streamed = subprocess.run([DFGUARD, "score", str(video), "--out", str(tmp_path / "streamed.jsonl"), "--stream",
@@ -99,12 +103,10 @@ def test_score_stream_prints_a_line_per_chunk_and_records_the_one_shot_answer(se
     lines = [line for line in streamed.stdout.splitlines() if line.startswith(f"{video}: ")]
     assert len(lines) >= 3 and lines[-1].startswith(f"{video}: final: fake")
     assert lines[0].startswith(f"{video}: frames 0-") and "tracks P(fake) (faces): #0" in lines[0]
-    one_shot = subprocess.run([DFGUARD, "score", str(video), "--out", str(tmp_path / "one_shot.jsonl"), *common],
-                              capture_output=True, text=True, timeout=300)
-    assert one_shot.returncode == 0, one_shot.stderr
-    records = [json.loads((tmp_path / name).read_text()) for name in ("streamed.jsonl", "one_shot.jsonl")]
-    for key in ("verdict", "frame_index", "tracks"):
-        assert records[0][key] == records[1][key], key
-    assert records[0]["score"] == pytest.approx(records[1]["score"], abs=1e-5)
-    assert [(f["frame"], f["track"]) for f in records[0]["faces"]] == [(f["frame"], f["track"])
-                                                                       for f in records[1]["faces"]]
+    with DeepfakeClient(served.grpc_url) as client:
+        one_shot = client.score_video(video, 16)
+    (record,) = [json.loads(line) for line in (tmp_path / "streamed.jsonl").read_text().splitlines()]
+    assert record["verdict"] == one_shot.verdict and record["frame_index"] == one_shot.frame_index.tolist()
+    assert record["score"] == pytest.approx(one_shot.score, abs=1e-5)
+    assert [(t["id"], t["faces"]) for t in record["tracks"]] == [(t.id, t.faces) for t in one_shot.tracks]
+    assert [(f["frame"], f["track"]) for f in record["faces"]] == [(f.frame, f.track) for f in one_shot.faces]

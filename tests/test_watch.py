@@ -118,6 +118,7 @@ def test_alerts_are_posted_to_the_webhook_and_a_dead_webhook_is_reported_not_fat
         sink.close()
     finally:
         server.shutdown()
+        server.server_close()
     assert received == [alert]  # windows are not posted, alerts are
     assert [json.loads(line) for line in (tmp_path / "watch.jsonl").read_text().splitlines()] == [
         {"event": "window", "window": 0}, alert]

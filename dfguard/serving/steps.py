@@ -397,7 +397,8 @@ class DeepfakeStream:
     instance (their time is mostly spent waiting on the steps they call), the rest wait their turn."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+        import queue
+        import threading
 
         limit_threads(args)
         spec = serving_spec(args)
@@ -406,31 +407,53 @@ class DeepfakeStream:
         self.chunk_frames = int(settings.get("chunk_frames", 8))
         self.batch = int(settings.get("detector_batch", 64))
         self.calls = int(settings.get("detector_calls", 2))
-        self.pool = ThreadPoolExecutor(int(settings.get("max_streams", 4)), thread_name_prefix="deepfake_stream")
         self.closing = False
+        self.waiting: queue.Queue = queue.Queue()
+        # daemon threads: a stream stuck in a call to a step that is unloading must not keep the stub from exiting
+        # (a ThreadPoolExecutor's threads are joined at exit: the server then waited 30 s to be killed)
+        self.threads = int(settings.get("max_streams", 4))
+        for number in range(self.threads):
+            threading.Thread(target=self.work, name=f"deepfake_stream-{number}", daemon=True).start()
 
     def execute(self, requests: list[Any]) -> None:
         for request in requests:  # each stream answers on its own sender, chunk by chunk
-            self.pool.submit(self.stream, request)
+            self.waiting.put(request)
+
+    def work(self) -> None:
+        """One of the threads that answer streams, one at a time, until the model unloads."""
+        while (request := self.waiting.get()) is not None:
+            try:
+                self.stream(request)
+            except Exception as error:  # a send to a client that is gone: the next stream must still be served
+                print(f"deepfake_stream: a stream ended early: {error!r}", flush=True)
 
     def stream(self, request: Any) -> None:
-        """Answer one request on its response sender, then close it."""
+        """Answer one request on its response sender; its last response (the final answer or an error) carries
+        the flag that closes it, so a client that leaves at once never finds it half closed."""
         pb = _pb()
-        sender = request.get_response_sender()
+        sender, closing = request.get_response_sender(), pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+        previous = None
         try:
             for response in self.answer(request):
-                sender.send(response)
+                if previous is not None:
+                    sender.send(previous)
+                previous = response
+            sender.send(previous, flags=closing)
+            return
         except StepError as error:
-            sender.send(error.response())
+            last = error.response()
         except Exception as error:  # a bug must still close the stream, or its client waits for ever
-            sender.send(pb.InferenceResponse(error=pb.TritonError(f"deepfake_stream failed: {error!r}")))
-        sender.send(flags=pb.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            last = pb.InferenceResponse(error=pb.TritonError(f"deepfake_stream failed: {error!r}"))
+        if previous is not None:
+            sender.send(previous)
+        sender.send(last, flags=closing)
 
     def finalize(self) -> None:
-        """Unloading: streams not started are dropped and those in progress end at their next chunk (waiting for
+        """Unloading: streams in progress end at their next chunk, those not started with an error (waiting for
         them could wait on steps that are unloading too)."""
         self.closing = True
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        for _ in range(self.threads):  # after the streams waiting, which the threads answer with the error first
+            self.waiting.put(None)
 
     def answer(self, request: Any) -> Any:
         """The responses of one request, chunk by chunk, then the final one."""
@@ -438,6 +461,8 @@ class DeepfakeStream:
         from dfguard.video import upright
 
         pb = _pb()
+        if self.closing:
+            raise StepError("deepfake_stream is unloading: send the video again")
         video = pb.get_input_tensor_by_name(request, "VIDEO").as_numpy()
         chunk = self.chunk_frames
         chunk_tensor = pb.get_input_tensor_by_name(request, "CHUNK_FRAMES")
