@@ -4,6 +4,7 @@ elsewhere (the CLI table, the measured numbers) is current."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -66,6 +67,7 @@ RUN_BY = {"dct_highpass(faces_uint8": "test_the_kernel_and_face_snippets_run",
           "find_faces(frames": "test_the_kernel_and_face_snippets_run",
           "with DeepfakeClient(": "test_the_client_snippets_run_against_a_server",
           "AsyncDeepfakeClient(": "test_the_client_snippets_run_against_a_server",
+          "client.stream(": "test_the_client_snippets_run_against_a_server",
           "dfguard synth data/videos": "test_the_training_snippet_runs"}
 
 
@@ -156,6 +158,13 @@ def test_the_client_snippets_run_against_a_server(served, two_people, tmp_path, 
     score, verdict = printed[0].split()[:2]
     assert verdict == "fake" and 0.5 < float(score) <= 1
     assert sum(line.startswith("Track(") for line in printed) == 2 and printed[-1].startswith("Face(")
+
+    shutil.copy(two_people["forged"].path, tmp_path / "interview.mp4")
+    exec(runnable("client.stream(").code.replace("127.0.0.1:8001", served.grpc_url), {})
+    updates = capsys.readouterr().out.splitlines()
+    assert len(updates) >= 3 and updates[0].startswith("False [0") and updates[-1].startswith("True [")
+    tracks = [dict(ast.literal_eval(line[line.rindex("[("):])) for line in updates]  # [(id, P(fake)), ...]
+    assert all(len(t) == 2 and t[1] > 0.5 > t[0] for t in tracks), updates  # the forged person, from the start
 
     code = runnable("AsyncDeepfakeClient(").code.replace("127.0.0.1:8001", served.grpc_url)
     namespace: dict = {}
