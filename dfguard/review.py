@@ -92,7 +92,7 @@ class Review:
                  who: str = "moderator") -> None:
         self.results, self.videos = Path(results), Path(videos).resolve() if videos else None
         self.decisions, self.key, self.flag_at, self.who = AppendOnlyFile(Path(decisions)), key, flag_at, who
-        self.decisions_path = Path(decisions)
+        self.decoded: dict[tuple[str, str], dict[int, Any]] = {}  # the last videos' face frames, for their pictures
 
     def records(self) -> tuple[list[Record], list[str]]:
         """The results as they are now (read on each page: a run still scoring adds to them)."""
@@ -169,7 +169,7 @@ def create_app(review: Review) -> Any:
         records, problems = review.records()
         verdict, minimum = request.args.get("verdict", ""), request.args.get("min", "")
         floor = float(minimum) if minimum else None
-        decided = latest(read_decisions(review.decisions_path))
+        decided = latest(read_decisions(review.decisions.path))
         rows = [(k, r, decided.get((r.path, None))) for k, r in enumerate(records)
                 if (not verdict or r.verdict == verdict or (verdict == "error" and r.status == "error"))
                 and (floor is None or (r.score is not None and r.score >= floor))]
@@ -180,7 +180,7 @@ def create_app(review: Review) -> Any:
     @app.get("/video/<int:number>")
     def video(number: int) -> str:
         record = record_at(number)
-        decided = latest(read_decisions(review.decisions_path))
+        decided = latest(read_decisions(review.decisions.path))
         try:
             review.video_file(record)
             shown = None
@@ -224,13 +224,20 @@ def create_app(review: Review) -> Any:
 
 
 def face_frames_checked(record: Record, review: Review) -> dict[int, Any]:
-    """The record's face frames, decoded from its file under the videos folder, if it is still the file scored."""
+    """The record's face frames, decoded from its file under the videos folder, if it is still the file scored;
+    kept for the few videos viewed last, so a page's three pictures read and decode the file once."""
     from dfguard.client.batch import face_frames
 
+    if record.key in review.decoded:
+        return review.decoded[record.key]
     path = review.video_file(record)
     if record.sha256 and hashlib.sha256(path.read_bytes()).hexdigest() != record.sha256:
         raise PermissionError(f"{record.path} changed since it was scored: not shown")
-    return face_frames(record)
+    frames = face_frames(record)
+    while len(review.decoded) >= 4:
+        review.decoded.pop(next(iter(review.decoded)))
+    review.decoded[record.key] = frames
+    return frames
 
 
 def png(fig: Any) -> bytes:

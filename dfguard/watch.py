@@ -210,6 +210,7 @@ class Watch:
     def __init__(self, source: str, score: Callable[[bytes, int], Score], config: WatchConfig = WatchConfig(),
                  emit: Callable[[dict], None] = print, tracks: TrackConfig = TrackConfig()) -> None:
         self.source, self.score, self.config, self.emit = source, score, config, emit
+        self.is_file = Path(source).is_file()  # read at its pace, and its end ends the watch
         self.joiner = TrackJoiner(tracks)
         self.summary = Summary()
         self.waiting: deque[Window] = deque()
@@ -274,7 +275,7 @@ class Watch:
                     self.queue(last)
                     offset = last.end
                 next_index = cutter.next_index
-                if Path(self.source).is_file() and error is None:
+                if self.is_file and error is None:
                     return  # a file has an end; a live source that ends is reopened
                 self.summary.reconnects += 1
                 self.emit({"event": "reconnect", "source": self.source, "after": round(offset, 3),
@@ -293,7 +294,6 @@ class Watch:
         is read at its own pace, as a live source arrives."""
         import av
 
-        paced = Path(self.source).is_file()
         # PyAV's own timeout interrupts FFmpeg's read when no data comes, whatever the protocol
         with av.open(self.source, timeout=self.config.open_timeout) as container:
             stream = container.streams.video[0]
@@ -301,7 +301,7 @@ class Watch:
             clock, began = SourceClock(float(stream.average_rate or stream.guessed_rate or 25)), time.monotonic()
             for frame in container.decode(stream):
                 seconds = clock.seconds(frame.time)
-                if paced:
+                if self.is_file:
                     time.sleep(max(0.0, began + seconds - time.monotonic()))
                 yield seconds, lambda frame=frame: frame.to_ndarray(format="rgb24")
                 if self.stopping.is_set():
